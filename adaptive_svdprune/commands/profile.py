@@ -1,0 +1,87 @@
+"""``adaptive-svdprune profile``: pick the search trial that meets a deployment constraint, save it as a profile.
+
+``--max-tflops X`` keeps the most accurate trial within the FLOPs cap; ``--min-accuracy Y`` the cheapest trial
+that reaches the accuracy floor. The choice is written into ``--out`` (default ``profiles/NAME.yaml``) under
+``--task``; other tasks already in that file are kept. Load it with ``SVDPruneConfig.from_profile(path, task)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from adaptive_svdprune.commands._output import format_table, print_json
+from adaptive_svdprune.commands.pareto import add_source_arguments, read_source
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "Choose the SVD-Prune setting for a task under a FLOPs cap or accuracy floor; write a deployment profile."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``adaptive-svdprune profile``."""
+    add_source_arguments(parser)
+    parser.add_argument("--task", required=True, help="task the search ran on (the profile entry name)")
+    constraint = parser.add_mutually_exclusive_group(required=True)
+    constraint.add_argument(
+        "--max-tflops", type=float, metavar="X", help="FLOPs cap: best accuracy with TFLOPs per sample <= X"
+    )
+    constraint.add_argument(
+        "--min-accuracy", type=float, metavar="Y", help="accuracy floor: fewest FLOPs with accuracy >= Y"
+    )
+    parser.add_argument("--name", required=True, help="profile name (e.g. the deployment target)")
+    parser.add_argument("--model", default=None, help="model id or path the search ran on")
+    parser.add_argument("--deployment", default=None, help="free-form note on the deployment target")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="profile YAML (default: profiles/NAME.yaml); other tasks in it are kept"
+    )
+    parser.add_argument("--json", action="store_true", help="print the chosen entry as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Select the trial, merge it into the profile file and print it."""
+    from dataclasses import asdict
+
+    from adaptive_svdprune.search.profiles import Profile, TaskProfile, save_profile, select_for_constraint
+
+    results = read_source(args)
+    trial = select_for_constraint(results, max_tflops=args.max_tflops, min_accuracy=args.min_accuracy)
+    if args.max_tflops is not None:
+        constraint = f"max_tflops<={args.max_tflops:g}"
+    else:
+        constraint = f"min_accuracy>={args.min_accuracy:g}"
+    entry = TaskProfile.from_trial(trial, constraint=constraint, experiment=args.experiment)
+    profile = Profile(
+        name=args.name,
+        model=args.model,
+        deployment=args.deployment,
+        experiments=[args.experiment] if args.experiment else [],
+        tasks={args.task: entry},
+    )
+    out = args.out if args.out is not None else Path("profiles") / f"{args.name}.yaml"
+    path = save_profile(profile, out)
+    if args.json:
+        print_json(
+            {
+                "profile": str(path),
+                "name": args.name,
+                "task": args.task,
+                **asdict(entry),
+                "n_trials": len(results.trials),
+                "failed": results.n_failed,
+            }
+        )
+        return 0
+    row = {
+        "task": args.task,
+        "trial": entry.trial_id,
+        "epsilon": entry.variance_threshold,
+        "budget": "adaptive" if entry.budget is None else entry.budget,
+        "accuracy": entry.accuracy,
+        "tflops": entry.tflops,
+        "kept tokens": entry.mean_kept_tokens,
+        "constraint": constraint,
+    }
+    print(format_table([row]))
+    print(f"\nchosen from {len(results.trials)} trials ({results.n_failed} failed); wrote {path}")
+    return 0

@@ -1,0 +1,1 @@
+"""Per-task search over SVD-Prune settings: objective, NNI results, Pareto front, W&B logging, profiles."""

@@ -1,0 +1,1 @@
+"""Tests of adaptive_svdprune.search and its commands (pareto, profile)."""
