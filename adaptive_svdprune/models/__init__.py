@@ -1,0 +1,37 @@
+"""LLaVA integration: the pruning wrapper, its helpers and the offline tiny checkpoint.
+
+Importing this package does not import transformers; the names below are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "PreparedInputs": "adaptive_svdprune.models.llava",
+    "PrunedLlava": "adaptive_svdprune.models.llava",
+    "load_llava": "adaptive_svdprune.models.llava",
+    "prune_llava": "adaptive_svdprune.models.llava",
+    "VisionFeatures": "adaptive_svdprune.models.vision",
+    "extract_vision_features": "adaptive_svdprune.models.vision",
+    "collapse_image_placeholders": "adaptive_svdprune.models.placeholders",
+    "image_placeholder_runs": "adaptive_svdprune.models.placeholders",
+    "build_tiny_llava": "adaptive_svdprune.models.tiny",
+    "tiny_llava_path": "adaptive_svdprune.models.tiny",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'adaptive_svdprune.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
