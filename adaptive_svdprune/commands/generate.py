@@ -1,0 +1,133 @@
+"""``adaptive-svdprune generate``: answer one question about one image with a pruned LLaVA model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "build_config", "run"]
+
+HELP = "Answer a question about an image with SVD-Prune (or a baseline) in a LLaVA model; print the kept tokens."
+
+_METHODS = ("svd", "none", "random", "uniform", "l2norm", "cls_attention", "fastv")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``generate`` options to ``parser``."""
+    parser.add_argument(
+        "--model", default="tiny",
+        help="hub id or local folder of a LLaVA checkpoint; 'tiny' (default) builds/reuses the offline tiny model",
+    )
+    parser.add_argument("--image", default=None, help="image file (default: the bundled demo image 'shapes')")
+    parser.add_argument("--question", default="What is in the image?", help="the question (default: %(default)s)")
+    parser.add_argument(
+        "--method", choices=_METHODS, default="svd", help="selector: SVD-Prune (default) or a baseline"
+    )
+    parser.add_argument("--budget", type=int, default=None, help="keep exactly K tokens per image")
+    parser.add_argument(
+        "--variance-threshold", type=float, default=None,
+        help="SVD-Prune epsilon in (0, 1] (default 0.9); without --budget the kept count is adaptive",
+    )
+    parser.add_argument("--profile", default=None, help="deployment profile (from `adaptive-svdprune profile`)")
+    parser.add_argument("--task", default=None, help="task whose settings to take from --profile")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate (default 16)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None,
+                        help="weight dtype (default: as saved)")
+    parser.add_argument("--device", default=None, help="torch device (default cpu)")
+    parser.add_argument("--save-overlay", default=None, metavar="PNG",
+                        help="write the model's view of the image with the dropped patches shaded")
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The selector config described by ``args`` (``--profile``/``--task``, ``--method``, budget, epsilon)."""
+    from adaptive_svdprune.pruning.config import BaselineConfig, SVDPruneConfig
+
+    if (args.profile is None) != (args.task is None):
+        raise ValueError("--profile and --task go together")
+    if args.profile is not None:
+        if args.method != "svd":
+            raise ValueError(f"--profile gives SVD-Prune settings; it cannot be combined with --method {args.method}")
+        overrides: dict[str, Any] = {}
+        if args.budget is not None:
+            overrides["budget"] = args.budget
+        if args.variance_threshold is not None:
+            overrides["variance_threshold"] = args.variance_threshold
+        return SVDPruneConfig.from_profile(args.profile, args.task, **overrides)
+    if args.method == "svd":
+        eps = 0.9 if args.variance_threshold is None else args.variance_threshold
+        return SVDPruneConfig(variance_threshold=eps, budget=args.budget)
+    if args.variance_threshold is not None:
+        raise ValueError(f"--variance-threshold applies to SVD-Prune only, not --method {args.method}")
+    if args.method != "none" and args.budget is None:
+        raise ValueError(f"--method {args.method} needs --budget K")
+    return BaselineConfig(args.method, budget=args.budget)
+
+
+def _prompt(processor: Any, question: str) -> str:
+    if getattr(processor, "chat_template", None):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return str(processor.apply_chat_template(messages, add_generation_prompt=True))
+    return f"USER: {processor.image_token}\n{question} ASSISTANT:"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit code."""
+    import torch
+    from PIL import Image
+    from transformers.utils import logging as hf_logging
+
+    from adaptive_svdprune.assets import demo_image_path
+    from adaptive_svdprune.commands._output import print_json
+    from adaptive_svdprune.models.llava import load_llava, prune_llava
+    from adaptive_svdprune.models.overlay import draw_kept_patches, processor_geometry
+    from adaptive_svdprune.models.tiny import tiny_llava_path
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    config = build_config(args)
+    image_path = Path(args.image) if args.image else demo_image_path("shapes")
+    if not image_path.is_file():
+        raise FileNotFoundError(f"--image {str(image_path)!r} does not exist")
+    image = Image.open(image_path).convert("RGB")
+    model_name = str(tiny_llava_path()) if args.model == "tiny" else args.model
+    dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
+    hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)
+    model, processor = load_llava(model_name, dtype=dtype, device=args.device)
+    pruned = prune_llava(model, config)
+    inputs = processor(images=image, text=_prompt(processor, args.question), return_tensors="pt")
+    tokens = pruned.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False)
+    answer = processor.batch_decode(tokens, skip_special_tokens=True)[0].strip()
+    selection = pruned.last_selection
+    assert selection is not None
+    kept, total = selection.counts[0], selection.num_tokens
+    overlay = None
+    if args.save_overlay:
+        crop, shortest = processor_geometry(processor.image_processor)
+        indices = selection.indices[0].tolist()
+        if model.config.vision_feature_select_strategy != "default":  # token 0 is CLS, not a patch
+            indices = [i - 1 for i in indices if i > 0]
+        patch = int(model.config.vision_config.patch_size)
+        overlay = Path(args.save_overlay)
+        overlay.parent.mkdir(parents=True, exist_ok=True)
+        draw_kept_patches(image, indices, crop, patch, shortest_edge=shortest).save(overlay)
+    result = {
+        "model": args.model,
+        "image": str(image_path),
+        "question": args.question,
+        "answer": answer,
+        "kept_tokens": kept,
+        "image_tokens": total,
+        "kept_ratio": kept / total,
+        "config": config.to_dict(),
+        "overlay": str(overlay) if overlay else None,
+    }
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"answer: {answer}")
+    print(f"kept tokens: {kept} / {total} ({100 * kept / total:.1f}%), method {config.method}")
+    if overlay:
+        print(f"overlay: {overlay}")
+    return 0
