@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, Union
+from typing import Any, ClassVar, Literal, Union
 
 import torch
 
@@ -186,10 +186,8 @@ class BaselineConfig:
 SelectorConfig = Union[SVDPruneConfig, BaselineConfig]  # noqa: UP007 (runtime alias, py3.10)
 
 
-class SelectionHandler(Protocol):
-    def __call__(
-        self, features: torch.Tensor, config: Any, mask: torch.Tensor | None = None, **context: torch.Tensor
-    ) -> TokenSelection: ...
+#: ``handler(features, config, mask=None, **context) -> TokenSelection``
+SelectionHandler = Callable[..., TokenSelection]
 
 
 _HANDLERS: dict[str, SelectionHandler] = {}

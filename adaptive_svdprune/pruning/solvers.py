@@ -10,12 +10,13 @@ zero singular values) and ``sq_singular`` ``(N, r)`` the matching squared singul
   float32, which does not affect leverage over a subspace that explains most of the variance.
 * ``lowrank``: randomized range finder (Halko, Martinsson and Tropp, 2011) with oversampling ``p=8`` and three
   power iterations, grown (16, 32, 64, ... columns) until the captured share of ``||F||_F^2`` (known exactly
-  without any decomposition) passes epsilon, falling back to the full range. Singular values it returns are
+  without any decomposition) passes epsilon; once the sketch would exceed half the range (a flat spectrum) it
+  falls back to the exact Gram route. Singular values it returns are
   never above the true ones, so the rank it finds is never below the exact rank; with power iterations the
   error on a component is of order ``(s_{r+p+1} / s_i)^(2q+1)``, and on spectra that decay (as vision
   features do) the kept tokens match the exact SVD's. Seeded: the same input gives the same selection.
-* ``auto``: ``lowrank`` when epsilon leaves a small rank likely, judged by shape and device (see
-  :func:`resolve_solver`).
+* ``auto``: ``gram`` for LLaVA-sized inputs on CPU and GPU, exact ``svd`` for tiny ones (see
+  :func:`resolve_solver`; measured in ``benchmarks/bench_select.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ _START_RANK = 16
 def resolve_solver(name: str, F: torch.Tensor) -> str:
     """The concrete solver for ``name`` on ``F`` (``(N, T, D)``); ``auto`` picks by device and shape.
 
-    On CUDA the Gram route wins (matrix units, small eigensolver); on CPU the randomized range finder does once
-    the smaller side exceeds 64 (measured in ``benchmarks/bench_select.py``); tiny matrices use exact SVD.
+    The Gram route wins on both devices once the smaller side exceeds 64 (on CUDA its matmul runs on the
+    matrix units; on CPU it was 2.5-4x faster than exact SVD at 576 x 1024 in ``benchmarks/bench_select.py``).
+    ``lowrank`` is only faster when epsilon is reached at a small rank, which depends on the features, so it is
+    never picked automatically. Tiny matrices use exact SVD.
     """
     if name != "auto":
         if name not in SOLVER_NAMES:
@@ -43,7 +46,7 @@ def resolve_solver(name: str, F: torch.Tensor) -> str:
     small_side = min(F.shape[-2], F.shape[-1])
     if small_side <= 64:
         return "svd"
-    return "gram" if F.is_cuda else "lowrank"
+    return "gram"
 
 
 def svd_subspace(F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,8 +84,8 @@ def lowrank_subspace(
     r = min(_START_RANK, full)
     while True:
         width = min(r + _OVERSAMPLE, full)
-        if width >= full:  # the whole range: exact
-            return svd_subspace(F)
+        if 2 * width > full:  # a flat spectrum: sketching costs more than the exact route and is less accurate
+            return gram_subspace(F)
         omega = torch.randn((*F.shape[:-2], D, width), generator=generator, device=F.device, dtype=F.dtype)
         Q = _orthonormal(F @ omega)
         for _ in range(_POWER_ITERS):
