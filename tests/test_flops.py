@@ -226,14 +226,29 @@ def test_batch_and_config_errors(tmp_path) -> None:
 def test_selection_flops() -> None:
     T, D = 576, 1024
     assert selection_flops(T, D, "svd") == 6 * D * T**2 + 20 * T**3 + 2 * T * T
-    assert selection_flops(T, D, "auto", rank=40) == selection_flops(T, D, "svd", rank=40)
+    assert selection_flops(T, D, "gram", 40) == 2 * T * T * D + 9 * T**3 + 2 * T * 40
+    assert selection_flops(2048, 64, "gram", 8) == 2 * 2048 * 64 * 64 + 9 * 64**3 + 2 * 2048 * 64 * 64 + 2 * 2048 * 8
     assert selection_flops(T, D, "gram", 40) < selection_flops(T, D, "svd", 40)
-    assert selection_flops(T, D, "lowrank", 40) < selection_flops(T, D, "gram", 40)
-    assert selection_flops(2048, 64, "gram", 8) == 2 * 2048 * 64 * 64 + 9 * 64**3 + 2 * 2048 * 64 * 8 + 2 * 2048 * 8
+
+    def lowrank(rank: int) -> int:
+        return selection_flops(T, D, "lowrank", rank)
+
+    assert lowrank(16) - lowrank(1) == 2 * T * 15  # one sketch either way, only the leverage differs
+    assert lowrank(16) < lowrank(17) < lowrank(64) < selection_flops(T, D, "gram", 64)  # 1, 2, 3 sketches
+    # sketches of 24, 40, 72, 136, 264 columns fail for rank 300; the next (520 > 576 / 2) falls back to Gram
+    assert lowrank(300) - selection_flops(T, D, "gram", 300) == lowrank(576) - selection_flops(T, D, "gram", 576)
+    assert lowrank(256) < lowrank(300)
     with pytest.raises(ValueError, match="rank must be <= min"):
         selection_flops(T, D, "svd", rank=577)
     with pytest.raises(ValueError, match="T must be >= 1, got 0"):
         selection_flops(0, D)
+
+
+@pytest.mark.parametrize(("T", "D"), [(576, 1024), (16, 32), (64, 64), (65, 100), (2048, 64)])
+def test_auto_resolves_like_the_pruning_module(T: int, D: int) -> None:
+    solvers = pytest.importorskip("adaptive_svdprune.pruning.solvers")
+    resolved = solvers.resolve_solver("auto", torch.empty(1, T, D, device="meta"))
+    assert selection_flops(T, D, "auto", 8) == selection_flops(T, D, resolved, 8)
 
 
 def test_fit_polynomial_is_exact_or_refuses() -> None:

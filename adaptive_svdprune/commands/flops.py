@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=None, help="tokens generated (default 1)")
     parser.add_argument("--dtype", default="bf16", help="KV-cache dtype: bf16, fp16, fp32, fp8 (default bf16)")
     parser.add_argument(
-        "--solver", choices=_SOLVERS, default="svd", help="selector solver whose cost is counted (default svd)"
+        "--solver",
+        choices=_SOLVERS,
+        default="svd",
+        help="solver whose selection cost is counted: svd (default, the paper's exact SVD), gram, lowrank, "
+        "auto (gram at LLaVA size, as SVDPruneConfig's default), none (not counted)",
     )
     parser.add_argument("--rank", type=int, default=None, help="rank k used for the leverage scores, if known")
     parser.add_argument(

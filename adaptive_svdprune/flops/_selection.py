@@ -7,14 +7,16 @@ and sec. 8.3), for an m x n matrix with m >= n:
 
 - ``"svd"``: thin SVD returning U1, S and V (``torch.linalg.svd(full_matrices=False)``), R-SVD count
   ``6 m n^2 + 20 n^3`` with ``m = max(T, D)``, ``n = min(T, D)``.
-- ``"gram"``: Gram matrix on the smaller side (``2 T D n``), symmetric eigendecomposition with eigenvectors
-  (``9 n^3``, tridiagonalisation + implicit QR), and, when ``D < T``, recovering U = F V S^-1 (``2 T D k``).
-- ``"lowrank"``: randomized range finder (Halko et al. 2011, as ``torch.svd_lowrank``) with
-  ``l = rank + oversample`` columns and ``niter`` power iterations: ``2 T D l (2 + 2 niter)`` for the
-  products with F, Householder QRs ``4 m l^2`` each (``niter + 1`` on T x l, ``niter`` on D x l), the small
-  SVD of the l x D matrix ``6 D l^2 + 20 l^3`` and ``U = Q U_B`` (``2 T l^2``).
-- ``"auto"``: picks one of the above at run time; counted as ``"svd"``, the most expensive exact solver.
-  Pass the solver actually used when it is known.
+- ``"gram"``: Gram matrix on the smaller side (``2 T D n``), symmetric eigendecomposition with all
+  eigenvectors (``9 n^3``, tridiagonalisation + implicit QR), and, when ``D < T``, ``U = F V`` (``2 T D^2``).
+- ``"lowrank"``: the randomized range finder of :mod:`adaptive_svdprune.pruning.solvers` (Halko et al.
+  2011): sketches of ``r + 8`` columns with 3 power iterations, ``r`` = 16, 32, 64, ... until ``r`` reaches
+  the rank k that epsilon needs, falling back to ``"gram"`` once a sketch would exceed half of ``n``. One
+  sketch of width ``w`` costs ``2 T D w (2 + 2 q)`` for the products with F, Householder QRs ``4 m w^2`` each
+  (``q + 1`` on T x w, ``q`` on D x w), the small SVD of the w x D matrix (``6 D w^2 + 20 w^3``) and
+  ``U = Q U_B`` (``2 T w^2``).
+- ``"auto"``: resolved as the pruning module does (``resolve_solver``): ``"gram"`` when ``min(T, D) > 64``,
+  else ``"svd"``.
 
 All solvers add the leverage scores ``l_t = sum_{i<=k} U[t, i]^2`` (``2 T k``); the top-K / cumulative
 selection is comparisons and a sort, not FLOPs.
@@ -42,36 +44,47 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
+def _sketch_flops(T: int, D: int, width: int, niter: int) -> int:
+    products = 2 * T * D * width * (2 + 2 * niter)
+    qrs = 4 * T * width**2 * (niter + 1) + 4 * D * width**2 * niter
+    return products + qrs + 6 * D * width**2 + 20 * width**3 + 2 * T * width**2
+
+
 def selection_flops(
     T: int,
     D: int,
     solver: str = "svd",
     rank: int | None = None,
     *,
-    oversample: int = 10,
-    niter: int = 2,
+    oversample: int = 8,
+    niter: int = 3,
+    start_rank: int = 16,
 ) -> int:
     """FLOPs of SVD-Prune's selection for one image (see the module docstring for the counts used).
 
     Args:
         T: tokens in the feature matrix (576 for LLaVA-1.5).
         D: feature width (the vision hidden size, 1024 for CLIP ViT-L).
-        solver: ``"svd"``, ``"gram"``, ``"lowrank"`` or ``"auto"`` (counted as ``"svd"``).
-        rank: singular vectors used for the leverage scores (``k``, from the variance threshold). ``None``
-            means ``min(T, D)`` for the exact solvers and :data:`DEFAULT_LOWRANK_RANK` for ``"lowrank"``.
-        oversample: extra random columns of ``"lowrank"``.
-        niter: power iterations of ``"lowrank"`` (``torch.svd_lowrank`` default: 2).
+        solver: ``"svd"``, ``"gram"``, ``"lowrank"`` or ``"auto"``.
+        rank: the rank k that the variance threshold gives (singular vectors used for the leverage scores;
+            for ``"lowrank"`` it also decides how many sketches are tried). ``None`` means ``min(T, D)`` for
+            the exact solvers and :data:`DEFAULT_LOWRANK_RANK` for ``"lowrank"``.
+        oversample: extra random columns per ``"lowrank"`` sketch.
+        niter: power iterations per ``"lowrank"`` sketch.
+        start_rank: rank of the first ``"lowrank"`` sketch (doubled until it reaches ``rank``).
 
     Returns:
         FLOPs (2 per multiply-add) as an int.
 
     Raises:
-        ValueError: for an unknown solver or non-positive sizes.
+        ValueError: for an unknown solver, non-positive sizes or a rank above ``min(T, D)``.
 
     Example:
         >>> selection_flops(576, 1024, "svd")  # 6*1024*576**2 + 20*576**3 + 2*576*576
         5861154816
-        >>> selection_flops(576, 1024, "gram", rank=32) < selection_flops(576, 1024, "svd", rank=32)
+        >>> selection_flops(576, 1024, "auto", rank=32) == selection_flops(576, 1024, "gram", rank=32)
+        True
+        >>> selection_flops(576, 1024, "lowrank", rank=32) < selection_flops(576, 1024, "gram", rank=32)
         True
     """
     _check_positive("T", T)
@@ -84,17 +97,23 @@ def selection_flops(
     _check_positive("rank", rank)
     if rank > n:
         raise ValueError(f"rank must be <= min(T, D) = {n}, got {rank}")
+    if solver == "auto":
+        solver = "gram" if n > 64 else "svd"
     leverage = 2 * T * rank
-    if solver in ("svd", "auto"):
+    if solver == "svd":
         m = max(T, D)
         return 6 * m * n * n + 20 * n**3 + leverage
+    gram = 2 * T * D * n + 9 * n**3 + (2 * T * D * D if D < T else 0) + leverage
     if solver == "gram":
-        recover_u = 2 * T * D * rank if D < T else 0
-        return 2 * T * D * n + 9 * n**3 + recover_u + leverage
-    if oversample < 0 or niter < 0:
-        raise ValueError(f"oversample and niter must be >= 0, got {oversample=} and {niter=}")
-    cols = min(rank + oversample, n)
-    products = 2 * T * D * cols * (2 + 2 * niter)
-    qrs = 4 * T * cols**2 * (niter + 1) + 4 * D * cols**2 * niter
-    small_svd = 6 * D * cols**2 + 20 * cols**3 + 2 * T * cols**2
-    return products + qrs + small_svd + leverage
+        return gram
+    if oversample < 0 or niter < 0 or start_rank < 1:
+        raise ValueError(f"need oversample, niter >= 0 and start_rank >= 1, got {oversample=}, {niter=}, {start_rank=}")
+    flops, sketch_rank = 0, min(start_rank, n)
+    while True:
+        width = min(sketch_rank + oversample, n)
+        if 2 * width > n:  # the solver falls back to the exact Gram route
+            return flops + gram
+        flops += _sketch_flops(T, D, width, niter)
+        if sketch_rank >= rank:
+            return flops + leverage
+        sketch_rank *= 2
