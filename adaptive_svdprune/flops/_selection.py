@@ -11,7 +11,7 @@ and sec. 8.3), for an m x n matrix with m >= n:
   eigenvectors (``9 n^3``, tridiagonalisation + implicit QR), and, when ``D < T``, ``U = F V`` (``2 T D^2``).
 - ``"lowrank"``: the randomized range finder of :mod:`adaptive_svdprune.pruning.solvers` (Halko et al.
   2011): sketches of ``r + 8`` columns with 3 power iterations, ``r`` = 16, 32, 64, ... until ``r`` reaches
-  the rank k that epsilon needs, falling back to ``"gram"`` once a sketch would exceed half of ``n``. One
+  the rank k that epsilon needs, falling back to ``"gram"`` once a sketch would exceed a quarter of ``n``. One
   sketch of width ``w`` costs ``2 T D w (2 + 2 q)`` for the products with F, Householder QRs ``4 m w^2`` each
   (``q + 1`` on T x w, ``q`` on D x w), the small SVD of the w x D matrix (``6 D w^2 + 20 w^3``) and
   ``U = Q U_B`` (``2 T w^2``).
@@ -111,7 +111,7 @@ def selection_flops(
     flops, sketch_rank = 0, min(start_rank, n)
     while True:
         width = min(sketch_rank + oversample, n)
-        if 2 * width > n:  # the solver falls back to the exact Gram route
+        if 4 * width > n:  # the solver falls back to the exact Gram route
             return flops + gram
         flops += _sketch_flops(T, D, width, niter)
         if sketch_rank >= rank:

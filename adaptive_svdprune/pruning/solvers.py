@@ -10,9 +10,8 @@ zero singular values) and ``sq_singular`` ``(N, r)`` the matching squared singul
   float32, which does not affect leverage over a subspace that explains most of the variance.
 * ``lowrank``: randomized range finder (Halko, Martinsson and Tropp, 2011) with oversampling ``p=8`` and three
   power iterations, grown (16, 32, 64, ... columns) until the captured share of ``||F||_F^2`` (known exactly
-  without any decomposition) passes epsilon; once the sketch would exceed half the range (a flat spectrum) it
-  falls back to the exact Gram route. Singular values it returns are
-  never above the true ones, so the rank it finds is never below the exact rank; with power iterations the
+  without any decomposition) passes epsilon; once the sketch would exceed a quarter of the range (a flat
+  spectrum) it falls back to the exact Gram route. Singular values it returns are never above the true ones, so the rank it finds is never below the exact rank; with power iterations the
   error on a component is of order ``(s_{r+p+1} / s_i)^(2q+1)``, and on spectra that decay (as vision
   features do) the kept tokens match the exact SVD's. Seeded: the same input gives the same selection.
 * ``auto``: ``gram`` for LLaVA-sized inputs on CPU and GPU, exact ``svd`` for tiny ones (see
@@ -84,7 +83,7 @@ def lowrank_subspace(
     r = min(_START_RANK, full)
     while True:
         width = min(r + _OVERSAMPLE, full)
-        if 2 * width > full:  # a flat spectrum: sketching costs more than the exact route and is less accurate
+        if 4 * width > full:  # a flat spectrum: sketching costs more than the exact route and is less accurate
             return gram_subspace(F)
         omega = torch.randn((*F.shape[:-2], D, width), generator=generator, device=F.device, dtype=F.dtype)
         Q = _orthonormal(F @ omega)
