@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from adaptive_svdprune.pruning import SVDPruneConfig, svd_select  # noqa: E402
-from adaptive_svdprune.pruning.solvers import resolve_solver  # noqa: E402
-from benchmarks._common import machine, timeit  # noqa: E402
+from adaptive_svdprune.pruning import SVDPruneConfig, svd_select
+from adaptive_svdprune.pruning.solvers import resolve_solver
+from benchmarks._common import machine, timeit
 
 
 def clip_l14_336(device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
@@ -100,7 +100,7 @@ def run_table(feats: torch.Tensor, batches: list[int], args: argparse.Namespace,
             name = solver if solver != "auto" else f"auto={resolve_solver('auto', F)}"
             print(f"{B:>3} {name:>12} {int(sel.rank.float().mean()):>5} {per_image * 1e3:>14.2f} "
                   f"{100 * per_image / encoder_per_image:>12.2f}% {loop_per_image * 1e3:>16.2f} "
-                  f"{loop_per_image / per_image:>15.1f}x {str(same):>12}")
+                  f"{loop_per_image / per_image:>15.1f}x {same!s:>12}")
 
 
 if __name__ == "__main__":

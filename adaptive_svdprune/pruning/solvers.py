@@ -8,12 +8,13 @@ zero singular values) and ``sq_singular`` ``(N, r)`` the matching squared singul
   ``U = F V / s``). One matmul plus a small symmetric eigensolver; on a GPU the matmul runs on the matrix units.
   Squaring the matrix squares its condition number: singular values below ~``1e-3 * s_max`` lose accuracy in
   float32, which does not affect leverage over a subspace that explains most of the variance.
-* ``lowrank``: randomized range finder (Halko, Martinsson and Tropp, 2011) with oversampling ``p=8`` and three
-  power iterations, grown (16, 32, 64, ... columns) until the captured share of ``||F||_F^2`` (known exactly
-  without any decomposition) passes epsilon; once the sketch would exceed a quarter of the range (a flat
-  spectrum) it falls back to the exact Gram route. Singular values it returns are never above the true ones, so the rank it finds is never below the exact rank; with power iterations the
-  error on a component is of order ``(s_{r+p+1} / s_i)^(2q+1)``, and on spectra that decay (as vision
-  features do) the kept tokens match the exact SVD's. Seeded: the same input gives the same selection.
+* ``lowrank``: randomized range finder (Halko, Martinsson and Tropp, 2011) with oversampling ``p=8`` and three power
+  iterations, grown (16, 32, 64, ... columns) until the captured share of ``||F||_F^2`` (known exactly without any
+  decomposition) passes epsilon; once the sketch would exceed a quarter of the range (a flat spectrum) it falls back
+  to the exact Gram route. Singular values it returns are never above the true ones, so the rank it finds is never
+  below the exact rank; with power iterations the error on a component is of order ``(s_{r+p+1} / s_i)^(2q+1)``, and
+  on spectra that decay (as vision features do) the kept tokens match the exact SVD's. Seeded: the same input gives
+  the same selection.
 * ``auto``: ``gram`` for LLaVA-sized inputs on CPU and GPU, exact ``svd`` for tiny ones (see
   :func:`resolve_solver`; measured in ``benchmarks/bench_select.py``).
 """
