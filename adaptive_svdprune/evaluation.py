@@ -121,7 +121,7 @@ class EvalConfig:
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
     """Records of a predictions JSONL file; a torn last line (a killed writer) is ignored."""
-    records = []
+    records: list[dict[str, Any]] = []
     if not path.exists():
         return records
     lines = path.read_text().splitlines()
@@ -212,8 +212,8 @@ class PrunedLlavaEvaluator(LightningModule):
                 self.feature_cache.put(paths[i], entry)
                 entries[i] = entry
         device = self.model.get_input_embeddings().weight.device
-        feats = torch.stack([e["features"] for e in entries]).to(device)  # type: ignore[index]
-        attn = torch.stack([e["cls_attention"] for e in entries]).to(device) if with_cls else None  # type: ignore[index]
+        feats = torch.stack([e["features"] for e in entries]).to(device)
+        attn = torch.stack([e["cls_attention"] for e in entries]).to(device) if with_cls else None
         return VisionFeatures(feats, attn)
 
     def _answers(self, wrapper: Any, batch: dict[str, Any], features: Any) -> tuple[list[str], list[int]]:
@@ -299,7 +299,7 @@ class PrunedLlavaEvaluator(LightningModule):
     def compute_metrics(self) -> dict[str, float]:
         """Metric values over everything seen (replayed and new)."""
         metrics = {"accuracy": float(self.accuracy.compute())}
-        if self.fidelity.total > 0:  # type: ignore[operator]
+        if self.fidelity.total > 0:
             metrics["fidelity"] = float(self.fidelity.compute())
         metrics.update(
             mean_kept_tokens=float(self.kept_mean.compute()), min_kept_tokens=float(self.kept_min.compute()),
