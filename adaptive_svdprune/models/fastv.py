@@ -18,9 +18,9 @@ decoding is provided. The decoder must be Llama-like (``layers``, ``rotary_emb``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 __all__ = ["FastVPrefill", "fastv_decode", "fastv_prefill", "last_token_attention"]
 
@@ -39,14 +39,14 @@ class FastVPrefill:
     """
 
     hidden_states: torch.Tensor
-    cache: object
+    cache: Any
     attention_mask: torch.Tensor
     position_ids: torch.Tensor
     kept_image_indices: list[torch.Tensor]
     image_scores: list[torch.Tensor]
 
 
-def _check_decoder(lm: nn.Module, fastv_layer: int) -> None:
+def _check_decoder(lm: Any, fastv_layer: int) -> None:
     if not all(hasattr(lm, a) for a in ("layers", "rotary_emb", "norm")):
         raise NotImplementedError(f"FastV needs a Llama-like decoder, got {type(lm).__name__}")
     attn = lm.layers[0].self_attn
@@ -64,7 +64,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def last_token_attention(
-    layer: nn.Module,
+    layer: Any,
     layer_input: torch.Tensor,
     keys: torch.Tensor,
     cos_sin: tuple[torch.Tensor, torch.Tensor],
@@ -92,7 +92,7 @@ def last_token_attention(
 
 
 def _run_layers(
-    lm: nn.Module, layers: range, hidden: torch.Tensor, mask2d: torch.Tensor, position_ids: torch.Tensor, cache: object
+    lm: Any, layers: range, hidden: torch.Tensor, mask2d: torch.Tensor, position_ids: torch.Tensor, cache: Any
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     from transformers.masking_utils import create_causal_mask
 
@@ -113,7 +113,7 @@ def _run_layers(
 
 @torch.no_grad()
 def fastv_prefill(
-    lm: nn.Module,
+    lm: Any,
     inputs_embeds: torch.Tensor,
     attention_mask: torch.Tensor,
     position_ids: torch.Tensor,
@@ -136,7 +136,7 @@ def fastv_prefill(
 
     _check_decoder(lm, fastv_layer)
     n_layers = len(lm.layers)
-    full_cache = DynamicCache(config=lm.config)
+    full_cache: Any = DynamicCache(config=lm.config)
     hidden, last_input, cos_sin = _run_layers(
         lm, range(fastv_layer), inputs_embeds, attention_mask, position_ids, full_cache
     )
@@ -163,7 +163,7 @@ def fastv_prefill(
         gather[b, width - rows.numel() :] = rows
         new_mask[b, width - rows.numel() :] = 1
     new_positions = position_ids.expand(len(keep_rows), -1).gather(1, gather).masked_fill(new_mask == 0, 0)
-    cache = DynamicCache(config=lm.config)
+    cache: Any = DynamicCache(config=lm.config)
     for i in range(fastv_layer):
         layer = full_cache.layers[i]
         idx = gather[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
@@ -176,7 +176,7 @@ def fastv_prefill(
 
 @torch.no_grad()
 def fastv_decode(
-    model: nn.Module,
+    model: Any,
     prefill: FastVPrefill,
     max_new_tokens: int,
     eos_token_id: int | list[int] | None,

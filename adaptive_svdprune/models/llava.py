@@ -47,7 +47,7 @@ def load_llava(
     dtype: torch.dtype | Literal["auto"] | None = None,
     device: str | torch.device | None = None,
     **from_pretrained_kwargs: Any,
-) -> tuple[nn.Module, Any]:
+) -> tuple[Any, Any]:
     """Load a LLaVA model and its processor from a hub id or a local folder.
 
     Args:
@@ -117,7 +117,7 @@ class PrunedLlava:
 
         if not isinstance(model, LlavaForConditionalGeneration):
             raise TypeError(f"prune_llava needs a LlavaForConditionalGeneration, got {type(model).__name__}")
-        self.model = model
+        self.model: Any = model
         self.config = config
         self.pad_token_id = pad_token_id if pad_token_id is not None else self._default_pad_id(model)
         self.last_selection: TokenSelection | None = None
@@ -126,7 +126,7 @@ class PrunedLlava:
         self.last_cache_lengths: list[int] = []
 
     @staticmethod
-    def _default_pad_id(model: nn.Module) -> int:
+    def _default_pad_id(model: Any) -> int:
         for source in (model.config, model.config.text_config, model.generation_config):
             pad = getattr(source, "pad_token_id", None)
             if isinstance(pad, int):

@@ -28,8 +28,9 @@ def model_view(image: Image.Image, crop: tuple[int, int], shortest_edge: int | N
     height, width = crop
     if shortest_edge is None:
         return image.resize((width, height), Image.Resampling.BICUBIC)
-    scale = shortest_edge / min(image.size)
-    w, h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
+    short, long = sorted(image.size)
+    new_long = int(shortest_edge * long / short)  # truncated, as transformers' get_resize_output_image_size
+    w, h = (shortest_edge, new_long) if image.width <= image.height else (new_long, shortest_edge)
     image = image.resize((w, h), Image.Resampling.BICUBIC)
     left, top = (w - width) // 2, (h - height) // 2
     return image.crop((left, top, left + width, top + height))

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,11 +43,12 @@ LLAVA_15_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
 
+_IMAGE_SIZE, _PATCH_SIZE = 336, 14  # LLaVA-1.5: (336 // 14) ** 2 = 576 image tokens
 _VOCAB_SIZE = 1000  # BPE target before the two added special tokens
 _SPECIALS = ("<unk>", "<s>", "</s>")
 
 
-def _train_tokenizer(path: Path) -> object:
+def _train_tokenizer(path: Path) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -115,7 +117,7 @@ def build_tiny_llava(path: str | os.PathLike[str], seed: int = 0) -> Path:
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     vision = CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-        image_size=336, patch_size=14, projection_dim=32,
+        image_size=_IMAGE_SIZE, patch_size=_PATCH_SIZE, projection_dim=32,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
@@ -127,9 +129,9 @@ def build_tiny_llava(path: str | os.PathLike[str], seed: int = 0) -> Path:
         initializer_range=0.5,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=image_token_id,
-        vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=576,
-        projector_hidden_act="gelu",
+        vision_config=vision, text_config=text, image_token_index=image_token_id,
+        vision_feature_layer=-2, vision_feature_select_strategy="default",
+        image_seq_length=(_IMAGE_SIZE // _PATCH_SIZE) ** 2, projector_hidden_act="gelu",
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -140,12 +142,12 @@ def build_tiny_llava(path: str | os.PathLike[str], seed: int = 0) -> Path:
     )
     with _quiet_progress():
         model.save_pretrained(path)
-    crop = vision.image_size
+    crop = _IMAGE_SIZE
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop},
     )
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=vision.patch_size,
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=_PATCH_SIZE,
         vision_feature_select_strategy="default", num_additional_image_tokens=1,
         chat_template=LLAVA_15_CHAT_TEMPLATE,
     )

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 __all__ = ["VisionFeatures", "extract_vision_features", "feature_layers"]
 
@@ -69,14 +69,13 @@ class VisionFeatures:
         """Concatenate along the image axis (the attention is kept only when every part has it)."""
         if not parts:
             raise ValueError("cannot concatenate an empty list of VisionFeatures")
-        attn = [p.cls_attention for p in parts]
+        attn = [p.cls_attention for p in parts if p.cls_attention is not None]
         return VisionFeatures(
-            torch.cat([p.features for p in parts]),
-            torch.cat(attn) if all(a is not None for a in attn) else None,  # type: ignore[misc]
+            torch.cat([p.features for p in parts]), torch.cat(attn) if len(attn) == len(parts) else None
         )
 
 
-def feature_layers(model: nn.Module) -> list[int]:
+def feature_layers(model: Any) -> list[int]:
     """The hidden-state indices of ``model.config.vision_feature_layer``, normalised to ``0..num_layers``.
 
     Index 0 is the embedding output and index ``i`` the output of encoder layer ``i - 1``.
@@ -92,7 +91,7 @@ def feature_layers(model: nn.Module) -> list[int]:
     return out
 
 
-def _cls_attention(encoder_layer: nn.Module, layer_input: torch.Tensor) -> torch.Tensor:
+def _cls_attention(encoder_layer: Any, layer_input: torch.Tensor) -> torch.Tensor:
     """Head-averaged attention of token 0 (CLS) to every token in one CLIP-style encoder layer, float32."""
     norm = getattr(encoder_layer, "layer_norm1", None)
     attn = getattr(encoder_layer, "self_attn", None)
@@ -112,7 +111,7 @@ def _cls_attention(encoder_layer: nn.Module, layer_input: torch.Tensor) -> torch
 
 @torch.no_grad()
 def extract_vision_features(
-    model: nn.Module, pixel_values: torch.Tensor, with_cls_attention: bool = False
+    model: Any, pixel_values: torch.Tensor, with_cls_attention: bool = False
 ) -> VisionFeatures:
     """Run the vision tower of a ``LlavaForConditionalGeneration`` and return its pre-projector features.
 
