@@ -1,0 +1,146 @@
+"""NNI search spaces over SVD-Prune settings, and the parsing of the parameters a tuner hands to a trial.
+
+A trial's parameters are ``variance_threshold`` (epsilon), ``budget`` (a token count or ``"adaptive"``) and,
+optionally, ``min_tokens``/``max_tokens`` (the clip of the adaptive count). The default space is the one of
+``search/*.json``::
+
+    {"variance_threshold": {"_type": "quniform", "_value": [0.70, 0.95, 0.05]},
+     "budget": {"_type": "choice", "_value": [16, 32, 64, 128, 192, "adaptive"]}}
+
+NNI tuners differ on mixed-type choices (checked with NNI 3.0): TPE, Random, Evolution and GridSearch accept
+the ``"adaptive"`` string next to the integers; GP and Metis accept numeric choices only, so their spaces must
+leave ``"adaptive"`` out. Anneal (numpy 2) and BOHB (ConfigSpace 1.x) do not work with today's releases.
+
+Example:
+    >>> space = search_space(budgets=(16, 64))
+    >>> space["budget"]
+    {'_type': 'choice', '_value': [16, 64, 'adaptive']}
+    >>> parse_trial_parameters({"variance_threshold": 0.7000000000000001, "budget": "adaptive"})
+    {'variance_threshold': 0.7, 'budget': None, 'min_tokens': 1, 'max_tokens': None}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adaptive_svdprune.search.results import normalize_budget
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "SUPPORTED_TUNERS",
+    "TRIAL_PARAMETERS",
+    "check_search_space",
+    "parse_trial_parameters",
+    "search_space",
+]
+
+#: Keys a trial understands; anything else in a search space or ``--params`` is an error.
+TRIAL_PARAMETERS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens")
+DEFAULT_BUDGETS: tuple[int, ...] = (16, 32, 64, 128, 192)
+#: Tuners that run with NNI 3.0 on today's numpy/ConfigSpace (see DESIGN.md, "Traps").
+SUPPORTED_TUNERS: tuple[str, ...] = ("TPE", "Random", "Evolution", "GridSearch", "GP", "Metis")
+_NUMERIC_ONLY_TUNERS = ("GP", "Metis")
+
+
+def search_space(
+    eps_range: tuple[float, float, float] = (0.70, 0.95, 0.05),
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    adaptive: bool = True,
+    min_tokens: Sequence[int] | None = None,
+    max_tokens: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """An NNI search space over epsilon and the budget (and optionally the adaptive clip).
+
+    Args:
+        eps_range: ``(low, high, q)`` of the ``quniform`` epsilon, within ``(0, 1]``.
+        budgets: fixed token budgets to try.
+        adaptive: add ``"adaptive"`` (no fixed budget) to the budget choice.
+        min_tokens: choices of the lower clip of the adaptive count (``None``: not searched).
+        max_tokens: choices of the upper clip of the adaptive count (``None``: not searched).
+    """
+    low, high, q = eps_range
+    if not (0 < low <= high <= 1) or q <= 0:
+        raise ValueError(f"eps_range must be (low, high, q) with 0 < low <= high <= 1 and q > 0, got {eps_range}")
+    for budget in budgets:
+        normalize_budget(budget)
+    choices: list[Any] = [int(b) for b in budgets] + (["adaptive"] if adaptive else [])
+    if not choices:
+        raise ValueError("the budget choice is empty: give budgets or adaptive=True")
+    space: dict[str, Any] = {
+        "variance_threshold": {"_type": "quniform", "_value": [low, high, q]},
+        "budget": {"_type": "choice", "_value": choices},
+    }
+    for name, values in (("min_tokens", min_tokens), ("max_tokens", max_tokens)):
+        if values is not None:
+            space[name] = {"_type": "choice", "_value": [int(v) for v in values]}
+    return space
+
+
+def check_search_space(space: Mapping[str, Any], tuner: str | None = None) -> None:
+    """Reject spaces a trial or the tuner cannot handle, with a message that names the problem.
+
+    Example:
+        >>> check_search_space(search_space(), tuner="GP")
+        Traceback (most recent call last):
+        ...
+        ValueError: tuner GP accepts numeric choices only, but budget has ['adaptive']; use search_space(adaptive=False)
+    """
+    if not isinstance(space, Mapping) or not space:
+        raise ValueError(f"a search space must be a non-empty dict, got {space!r}")
+    unknown = sorted(set(space) - set(TRIAL_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown search space keys {unknown}; a trial understands {list(TRIAL_PARAMETERS)}")
+    for name, spec in space.items():
+        if not isinstance(spec, Mapping) or "_type" not in spec or "_value" not in spec:
+            raise ValueError(f"search space entry {name!r} must be {{'_type': ..., '_value': [...]}}, got {spec!r}")
+    if tuner is None:
+        return
+    if tuner not in SUPPORTED_TUNERS:
+        raise ValueError(f"tuner {tuner!r} is not supported; use one of {list(SUPPORTED_TUNERS)}")
+    if tuner in _NUMERIC_ONLY_TUNERS:
+        for name, spec in space.items():
+            strings = [v for v in spec["_value"] if isinstance(v, str)] if spec["_type"] == "choice" else []
+            if strings:
+                raise ValueError(
+                    f"tuner {tuner} accepts numeric choices only, but {name} has {strings}; "
+                    "use search_space(adaptive=False)"
+                )
+
+
+def _int_or_none(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+def parse_trial_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``SVDPruneConfig`` keyword arguments from a tuner's parameter dict.
+
+    Epsilon is rounded to 6 decimals (``quniform`` yields ``0.7000000000000001``); ``budget`` ``"adaptive"``
+    becomes ``None``; missing keys take ``SVDPruneConfig``'s defaults (epsilon 0.9, adaptive, clip ``[1, None]``).
+
+    Raises:
+        ValueError: unknown keys, or values of the wrong type (the values themselves are checked by
+            ``SVDPruneConfig``).
+    """
+    if not isinstance(params, Mapping):
+        raise ValueError(f"trial parameters must be a dict, got {params!r}")
+    unknown = sorted(set(params) - set(TRIAL_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown trial parameters {unknown}; expected some of {list(TRIAL_PARAMETERS)}")
+    eps = params.get("variance_threshold", 0.9)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise ValueError(f"variance_threshold must be a number, got {eps!r}")
+    min_tokens = _int_or_none("min_tokens", params.get("min_tokens"))
+    return {
+        "variance_threshold": round(float(eps), 6),
+        "budget": normalize_budget(params.get("budget")),
+        "min_tokens": 1 if min_tokens is None else min_tokens,
+        "max_tokens": _int_or_none("max_tokens", params.get("max_tokens")),
+    }
