@@ -98,6 +98,10 @@ def read_nni_database(db_path: str | Path) -> ResultSet:
         raise ValueError(f"{db_path} is not an NNI trial database: {err}") from None
     finally:
         con.close()
+    # NOTE: NNI 3.0's local training service can hand a starting trial the next queued parameter set rather than
+    # the one its events record, so with concurrent trials the events may pair trials and parameters wrongly.
+    # The parameter id a trial reports with its final metric is the one it really ran: look parameters up by it.
+    by_parameter_id = {pid: p for job in jobs.values() for pid, p in job["parameters"].items()}
     for trial_id, job in jobs.items():
         status = job["status"]
         if status in FAILED_STATUSES:
@@ -112,7 +116,7 @@ def read_nni_database(db_path: str | Path) -> ResultSet:
             for parameter_id, data in metrics:
                 # NOTE: one parameter set per trial is the norm; keep the plain trial id for it.
                 result_id = trial_id if len(metrics) == 1 else f"{trial_id}:{parameter_id}"
-                chosen = params.get(parameter_id, next(iter(params.values()), {}))
+                chosen = by_parameter_id.get(parameter_id, next(iter(params.values()), {}))
                 results.add(result_id, chosen, decode_metric(data))
     return results
 

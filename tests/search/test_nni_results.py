@@ -53,6 +53,24 @@ def test_several_parameter_sets_in_one_trial(tmp_path: Path) -> None:
     assert [(t.trial_id, t.variance_threshold) for t in results.trials] == [("T:0", 0.5), ("T:1", 0.9)]
 
 
+def test_parameters_follow_the_reported_parameter_id(tmp_path: Path) -> None:
+    # concurrent trials: the events pair A with parameter 0 and B with 1, but A really ran 1 and B ran 0
+    db = write_nni_db(tmp_path / "nni.sqlite", [])
+    con = sqlite3.connect(db)
+    for trial, pid, ran, eps in (("A", 0, 1, 0.7), ("B", 1, 0, 0.9)):
+        hp = {"parameter_id": pid, "parameters": {"variance_threshold": eps, "budget": 16}, "parameter_index": 0}
+        con.execute("insert into TrialJobEvent (trialJobId, event, data) values (?, 'RUNNING', ?)",
+                    (trial, json.dumps(hp)))
+        metric = {"default": 0.5, "accuracy": 0.5, "tflops": 1.0, "mean_kept_tokens": 16}
+        con.execute("insert into MetricData (trialJobId, parameterId, type, data) values (?, ?, 'FINAL', ?)",
+                    (trial, str(ran), json.dumps(json.dumps(metric))))
+        con.execute("insert into TrialJobEvent (trialJobId, event) values (?, 'SUCCEEDED')", (trial,))
+    con.commit()
+    con.close()
+    results = read_nni_database(db)
+    assert [(t.trial_id, t.variance_threshold) for t in results.trials] == [("A", 0.9), ("B", 0.7)]
+
+
 def test_missing_and_invalid_database(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no NNI database for experiment 'gone'"):
         read_experiment("gone", root=tmp_path)
