@@ -6,7 +6,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
+# unit tests never write W&B runs unless a test asks for offline mode explicitly (even under `make`, which
+# exports WANDB_MODE=offline for the demo)
+os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
