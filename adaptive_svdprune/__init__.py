@@ -35,7 +35,8 @@ _LAZY: dict[str, str] = {
     "build_tiny_llava": "adaptive_svdprune.models.tiny",
     "count_flops": "adaptive_svdprune.flops",
     "batch_flops": "adaptive_svdprune.flops",
-    "load_profile": "adaptive_svdprune.search.profiles",
+    "load_profile": "adaptive_svdprune.profiles",
+    "Profile": "adaptive_svdprune.profiles",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

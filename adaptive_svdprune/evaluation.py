@@ -100,7 +100,9 @@ class EvalConfig:
         """The pruning config this run evaluates."""
         if self.method == "svd":
             if self.profile:
-                return SVDPruneConfig.from_profile(self.profile, self.task, solver=self.solver)
+                from adaptive_svdprune.profiles import load_profile
+
+                return load_profile(self.profile).config_for(self.task, solver=self.solver)
             return SVDPruneConfig(self.variance_threshold, budget=self.budget, min_tokens=self.min_tokens,
                                   max_tokens=self.max_tokens, solver=self.solver)  # type: ignore[arg-type]
         return config_from_dict({"method": self.method, "budget": self.budget, "seed": self.seed,
@@ -165,7 +167,7 @@ class PrunedLlavaEvaluator(LightningModule):
         predictions_path: JSONL file the records are appended to (flushed per batch).
         previous: records of an interrupted run, replayed into the metrics.
         fidelity: also generate with every token kept and compare answers.
-        feature_cache: a :class:`~adaptive_svdprune.search.feature_cache.FeatureCache` or None.
+        feature_cache: a :class:`~adaptive_svdprune.models.feature_cache.FeatureCache` or None.
         reference_answers: unpruned answers already known (question id -> answer), reused for fidelity.
     """
 
@@ -318,11 +320,11 @@ _MODEL_CACHE: dict[tuple[str, str | None], tuple[Any, Any]] = {}
 
 def _load(cfg: EvalConfig) -> tuple[Any, Any]:
     from adaptive_svdprune.models.llava import load_llava
-    from adaptive_svdprune.models.tiny import tiny_llava_path
+    from adaptive_svdprune.models.names import resolve_model_path
 
     key = (cfg.model, cfg.dtype)
     if key not in _MODEL_CACHE:  # search trials in one process (and tests) reuse one loaded model
-        path = tiny_llava_path() if cfg.model == "tiny" else cfg.model
+        path = resolve_model_path(cfg.model)
         dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
         _MODEL_CACHE[key] = load_llava(path, dtype=dtype)
     return _MODEL_CACHE[key]
@@ -360,8 +362,8 @@ def run_evaluation(cfg: EvalConfig, loaded: tuple[Any, Any] | None = None) -> di
     from lightning.pytorch import Trainer
 
     from adaptive_svdprune.data import VQADataModule
+    from adaptive_svdprune.models.feature_cache import FeatureCache, model_cache_key
     from adaptive_svdprune.models.llava import prune_llava
-    from adaptive_svdprune.search.feature_cache import FeatureCache, model_cache_key
 
     selector = cfg.selector_config()
     data_dir = cfg.data_dir()

@@ -12,7 +12,7 @@ import pytest
 
 from adaptive_svdprune.cli import main
 from adaptive_svdprune.models.tiny import tiny_llava_path
-from adaptive_svdprune.search.profiles import load_profile
+from adaptive_svdprune.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 

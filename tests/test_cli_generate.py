@@ -60,7 +60,7 @@ def test_baselines(capsys: pytest.CaptureFixture[str], method: str, kept: int) -
 
 
 def test_profile_and_task(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from adaptive_svdprune.search.profiles import Profile, TaskProfile, save_profile
+    from adaptive_svdprune.profiles import Profile, TaskProfile, save_profile
 
     profile = Profile("edge", model="tiny", tasks={"gqa": TaskProfile(variance_threshold=0.7, budget=12)})
     path = save_profile(profile, tmp_path / "edge.yaml")

@@ -73,8 +73,8 @@ def _search_task(task: str, args: argparse.Namespace, log: Any) -> dict[str, Any
     from adaptive_svdprune.commands.pareto import FRONT_COLUMNS, front_rows
     from adaptive_svdprune.commands.search import format_trial_event, write_search_outputs
     from adaptive_svdprune.search.experiment import build_experiment_config, run_experiment
-    from adaptive_svdprune.search.pareto import pareto_front
     from adaptive_svdprune.search.space import search_space
+    from adaptive_svdprune.tradeoffs.pareto import pareto_front
 
     data = (args.data_root / task).resolve()
     command = demo_trial_command(task, data, (args.out / "cache").resolve(), args.limit)
@@ -97,7 +97,8 @@ def _search_task(task: str, args: argparse.Namespace, log: Any) -> dict[str, Any
 
 
 def _choose_profile(searches: dict[str, dict[str, Any]], path: Path) -> tuple[Path, list[dict[str, Any]]]:
-    from adaptive_svdprune.search.profiles import Profile, TaskProfile, save_profile, select_for_constraint
+    from adaptive_svdprune.profiles import Profile, TaskProfile, save_profile
+    from adaptive_svdprune.tradeoffs import select_for_constraint
 
     entries: dict[str, TaskProfile] = {}
     for task, search in searches.items():
@@ -122,15 +123,17 @@ def _choose_profile(searches: dict[str, dict[str, Any]], path: Path) -> tuple[Pa
 
 
 def _generate_with_profile(profile: Path, task: str, data_root: Path) -> dict[str, Any]:
-    from adaptive_svdprune.cli import main as cli_main
+    from adaptive_svdprune.commands import generate
     from adaptive_svdprune.data import load_task
 
     sample = load_task(task, data_root / task, limit=1).samples[0]
     argv = ["generate", "--model", "tiny", "--profile", str(profile), "--task", task, "--image",
             str(sample.image_path), "--question", sample.question, "--max-new-tokens", "8", "--json"]
+    parser = argparse.ArgumentParser(prog="adaptive-svdprune generate")
+    generate.add_arguments(parser)
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        code = cli_main(argv)
+        code = generate.run(parser.parse_args(argv[1:]))
     if code != 0:
         raise RuntimeError(f"generate with the profile failed (exit {code}): adaptive-svdprune {shlex.join(argv)}")
     return {"command": f"adaptive-svdprune {shlex.join(argv[:-1])}", **json.loads(captured.getvalue())}

@@ -54,7 +54,9 @@ def build_config(args: argparse.Namespace) -> Any:
             overrides["budget"] = args.budget
         if args.variance_threshold is not None:
             overrides["variance_threshold"] = args.variance_threshold
-        return SVDPruneConfig.from_profile(args.profile, args.task, **overrides)
+        from adaptive_svdprune.profiles import load_profile
+
+        return load_profile(args.profile).config_for(args.task, **overrides)
     if args.method == "svd":
         eps = 0.9 if args.variance_threshold is None else args.variance_threshold
         return SVDPruneConfig(variance_threshold=eps, budget=args.budget)
@@ -81,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_svdprune.assets import demo_image_path
     from adaptive_svdprune.commands._output import print_json
     from adaptive_svdprune.models.llava import load_llava, prune_llava
+    from adaptive_svdprune.models.names import resolve_model_path
     from adaptive_svdprune.models.overlay import draw_kept_patches, processor_geometry
-    from adaptive_svdprune.models.tiny import tiny_llava_path
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if not image_path.is_file():
         raise FileNotFoundError(f"--image {str(image_path)!r} does not exist")
     image = Image.open(image_path).convert("RGB")
-    model_name = str(tiny_llava_path()) if args.model == "tiny" else args.model
+    model_name = resolve_model_path(args.model)
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)
     model, processor = load_llava(model_name, dtype=dtype, device=args.device)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from adaptive_svdprune.commands._output import format_table, print_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from adaptive_svdprune.search.results import ResultSet, TrialResult
+    from adaptive_svdprune.tradeoffs.results import ResultSet, TrialResult
 
 __all__ = ["FRONT_COLUMNS", "HELP", "add_arguments", "add_source_arguments", "front_rows", "read_source", "run"]
 
@@ -44,7 +44,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def read_source(args: argparse.Namespace) -> ResultSet:
     """The trials named by :func:`add_source_arguments`."""
     from adaptive_svdprune.search.nni_results import read_experiment
-    from adaptive_svdprune.search.results import load_results
+    from adaptive_svdprune.tradeoffs.results import load_results
 
     if args.experiment is not None:
         return read_experiment(args.experiment, port=args.port, root=args.nni_dir)
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     """Compute the front, write pareto.json and pareto.png, log W&B; 1 when there is no successful trial."""
     import json
 
-    from adaptive_svdprune.search.pareto import pareto_front
-    from adaptive_svdprune.search.plots import plot_pareto
+    from adaptive_svdprune.tradeoffs.pareto import pareto_front
+    from adaptive_svdprune.tradeoffs.plots import plot_pareto
 
     results = read_source(args)
     name = args.experiment if args.experiment is not None else Path(args.results).stem
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     png_path = plot_pareto(results, front, out / "pareto.png", task=args.task)
     wandb_dir = None
     if not args.no_wandb:
-        from adaptive_svdprune.search.wandb_log import log_pareto_to_wandb
+        from adaptive_svdprune.tradeoffs.wandb_log import log_pareto_to_wandb
 
         try:
             wandb_dir = log_pareto_to_wandb(

@@ -2,7 +2,7 @@
 
 ``--max-tflops X`` keeps the most accurate trial within the FLOPs cap; ``--min-accuracy Y`` the cheapest trial
 that reaches the accuracy floor. The choice is written into ``--out`` (default ``profiles/NAME.yaml``) under
-``--task``; other tasks already in that file are kept. Load it with ``SVDPruneConfig.from_profile(path, task)``.
+``--task``; other tasks already in that file are kept. Load it with ``load_profile(path).config_for(task)``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     """Select the trial, merge it into the profile file and print it."""
     from dataclasses import asdict
 
-    from adaptive_svdprune.search.profiles import Profile, TaskProfile, save_profile, select_for_constraint
+    from adaptive_svdprune.profiles import Profile, TaskProfile, save_profile
+    from adaptive_svdprune.tradeoffs import select_for_constraint
 
     results = read_source(args)
     trial = select_for_constraint(results, max_tflops=args.max_tflops, min_accuracy=args.min_accuracy)

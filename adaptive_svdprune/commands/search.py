@@ -99,9 +99,9 @@ def write_search_outputs(
     """
     import json
 
-    from adaptive_svdprune.search.pareto import pareto_front
-    from adaptive_svdprune.search.plots import plot_pareto
-    from adaptive_svdprune.search.results import save_results
+    from adaptive_svdprune.tradeoffs.pareto import pareto_front
+    from adaptive_svdprune.tradeoffs.plots import plot_pareto
+    from adaptive_svdprune.tradeoffs.results import save_results
 
     out.mkdir(parents=True, exist_ok=True)
     results = outcome.results
@@ -122,7 +122,7 @@ def write_search_outputs(
     png_path = plot_pareto(results, front, out / "pareto.png", task=task)
     wandb_dir = None
     if wandb:
-        from adaptive_svdprune.search.wandb_log import log_pareto_to_wandb
+        from adaptive_svdprune.tradeoffs.wandb_log import log_pareto_to_wandb
 
         try:
             wandb_dir = log_pareto_to_wandb(results, front, project=wandb_project,
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     """Launch the experiment, wait, stop it, write and print the results; 1 when no trial succeeded."""
     from adaptive_svdprune.commands.pareto import FRONT_COLUMNS, front_rows
     from adaptive_svdprune.search.experiment import load_experiment_config, run_experiment
-    from adaptive_svdprune.search.pareto import pareto_front
+    from adaptive_svdprune.tradeoffs.pareto import pareto_front
 
     log = sys.stderr if args.json else sys.stdout
     config = load_experiment_config(args.config, trials=args.trials, concurrency=args.concurrency,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from adaptive_svdprune.data.records import VQASample
 
 
 def read_json(path: Path) -> Any:
@@ -92,3 +94,39 @@ def question_id(value: Any, *, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"{where}: question id must be str or int, got {type(value).__name__}: {value!r}")
     return str(value)
+
+
+def sample_from_entry(
+    entry: Any,
+    *,
+    where: str,
+    task: str,
+    qid: str,
+    image_path: Path,
+    single_answer: bool = False,
+    ocr: Literal["absent", "optional", "required"] = "optional",
+) -> VQASample:
+    """The :class:`VQASample` of one checked dataset entry; every loader builds its records here.
+
+    Args:
+        entry: the entry's JSON object (``question``, then ``answer`` or ``answers``, maybe ``ocr_tokens``).
+        where: the entry's location, named in every error (file, index or line, question id).
+        task: the task the sample belongs to.
+        qid: the question id, already read from the entry (its key differs between formats).
+        image_path: the entry's image file.
+        single_answer: GQA-style ``answer`` string instead of an ``answers`` list.
+        ocr: ``ocr_tokens`` is not read (``"absent"``), read when present, or required.
+
+    Example:
+        >>> s = sample_from_entry({"question": "Color?", "answer": "red"}, where="q.json entry 'q1'", task="gqa",
+        ...                       qid="q1", image_path=Path("images/1.jpg"), single_answer=True, ocr="absent")
+        >>> s.answers, s.ocr_tokens
+        (['red'], None)
+    """
+    if single_answer:
+        answers = [field(entry, "answer", str, where=where)]
+    else:
+        answers = str_list(entry, "answers", where=where, non_empty=True) or []
+    tokens = None if ocr == "absent" else str_list(entry, "ocr_tokens", where=where, required=ocr == "required")
+    return VQASample(question_id=qid, image_path=image_path, question=field(entry, "question", str, where=where),
+                     answers=answers, ocr_tokens=tokens, task=task)

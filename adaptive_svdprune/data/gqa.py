@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptive_svdprune.data._schema import field, read_json
+from adaptive_svdprune.data._schema import field, read_json, sample_from_entry
 from adaptive_svdprune.data.dataset import VQADataset
 from adaptive_svdprune.data.prompts import protocol_name
 from adaptive_svdprune.data.records import VQASample
@@ -48,15 +48,9 @@ def read_gqa_questions(path: Path, image_dir: Path) -> list[VQASample]:
     samples = []
     for qid, entry in data.items():
         where = f"{path} entry {qid!r}"
-        image_id = field(entry, "imageId", str, where=where)
-        samples.append(VQASample(
-            question_id=qid,
-            image_path=image_dir / f"{image_id}.jpg",
-            question=field(entry, "question", str, where=where),
-            answers=[field(entry, "answer", str, where=where)],
-            ocr_tokens=None,
-            task="gqa",
-        ))
+        image_path = image_dir / f"{field(entry, 'imageId', str, where=where)}.jpg"
+        samples.append(sample_from_entry(entry, where=where, task="gqa", qid=qid, image_path=image_path,
+                                         single_answer=True, ocr="absent"))
     return samples
 
 
@@ -73,9 +67,8 @@ def load_gqa(
     Args:
         data_dir: folder holding ``{split}_questions.json`` and ``images/``.
         split: GQA split file prefix; default ``"testdev_balanced"``.
-        limit: keep the first ``limit`` questions of the file.
+        limit, skip_bad: as in :class:`~adaptive_svdprune.data.registry.TaskLoader`.
         ocr: must be False: GQA ships no OCR tokens.
-        skip_bad: skip (and record in ``dataset.skipped``) questions whose image is missing or unreadable.
 
     Raises:
         FileNotFoundError: the folder or questions file is missing, or images are (unless ``skip_bad``).

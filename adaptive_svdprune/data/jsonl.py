@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adaptive_svdprune.data._schema import field, question_id, str_list
+from adaptive_svdprune.data._schema import field, question_id, sample_from_entry
 from adaptive_svdprune.data.dataset import VQADataset
 from adaptive_svdprune.data.prompts import protocol_name
 from adaptive_svdprune.data.records import VQASample
@@ -58,14 +58,9 @@ def read_jsonl_questions(path: Path) -> list[VQASample]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where} is not valid JSON: {err}") from err
             raw_id = field(entry, "id", (str, int), where=where, required=False)
-            samples.append(VQASample(
-                question_id=str(lineno) if raw_id is None else question_id(raw_id, where=where),
-                image_path=path.parent / field(entry, "image", str, where=where),
-                question=field(entry, "question", str, where=where),
-                answers=str_list(entry, "answers", where=where, non_empty=True) or [],
-                ocr_tokens=str_list(entry, "ocr_tokens", where=where, required=False),
-                task="jsonl",
-            ))
+            qid = str(lineno) if raw_id is None else question_id(raw_id, where=where)
+            image_path = path.parent / field(entry, "image", str, where=where)
+            samples.append(sample_from_entry(entry, where=where, task="jsonl", qid=qid, image_path=image_path))
     return samples
 
 
@@ -82,9 +77,8 @@ def load_jsonl(
     Args:
         data_dir: the ``.jsonl`` file, or its folder.
         split: file stem inside the folder; ignored when ``data_dir`` is a file.
-        limit: keep the first ``limit`` questions of the file.
         ocr: add each line's ``ocr_tokens`` to the prompt (every line must then have them).
-        skip_bad: skip (and record in ``dataset.skipped``) questions whose image is missing or unreadable.
+        limit, skip_bad: as in :class:`~adaptive_svdprune.data.registry.TaskLoader`.
     """
     path = jsonl_path(data_dir, split)
     samples = read_jsonl_questions(path)

@@ -23,7 +23,16 @@ from adaptive_svdprune.data.textvqa import load_textvqa
 
 
 class TaskLoader(Protocol):
-    """Signature every task loader follows."""
+    """Signature every task loader follows.
+
+    Args:
+        data_dir: the task's folder in its official layout.
+        split: the task's split; None picks the LLaVA-1.5 protocol's.
+        limit: keep the first ``limit`` questions of the file.
+        ocr: add the dataset's OCR tokens to the prompt (tasks that ship them).
+        skip_bad: skip (and record in ``dataset.skipped``) questions whose image is missing or unreadable,
+            instead of raising.
+    """
 
     def __call__(
         self,
@@ -68,9 +77,7 @@ def load_task(
         data_dir: the task's folder (for ``"jsonl"`` also the ``.jsonl`` file itself).
         split: the task's split; None picks the LLaVA-1.5 protocol's (GQA ``testdev_balanced``, TextVQA ``val``,
             JSONL ``questions.jsonl``).
-        limit: keep the first ``limit`` questions of the file.
-        ocr: TextVQA/JSONL: add the OCR tokens line to the prompt.
-        skip_bad: skip bad images and record them in ``dataset.skipped`` instead of raising.
+        limit, ocr, skip_bad: as in :class:`TaskLoader`.
 
     Raises:
         ValueError: unknown task (the message lists the known ones), bad options or a schema error.

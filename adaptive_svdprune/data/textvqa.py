@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptive_svdprune.data._schema import field, question_id, read_json, str_list
+from adaptive_svdprune.data._schema import field, question_id, read_json, sample_from_entry
 from adaptive_svdprune.data.dataset import VQADataset
 from adaptive_svdprune.data.prompts import protocol_name
 from adaptive_svdprune.data.records import VQASample
@@ -56,16 +56,9 @@ def read_textvqa_annotations(path: Path, image_dir: Path, require_ocr: bool = Fa
         where = f"{path} data[{i}]"
         qid = question_id(field(entry, "question_id", (str, int), where=where), where=where)
         where = f"{where} (question_id {qid})"
-        image_id = field(entry, "image_id", str, where=where)
-        answers = str_list(entry, "answers", where=where, non_empty=True)
-        samples.append(VQASample(
-            question_id=qid,
-            image_path=image_dir / f"{image_id}.jpg",
-            question=field(entry, "question", str, where=where),
-            answers=answers or [],
-            ocr_tokens=str_list(entry, "ocr_tokens", where=where, required=require_ocr),
-            task="textvqa",
-        ))
+        image_path = image_dir / f"{field(entry, 'image_id', str, where=where)}.jpg"
+        samples.append(sample_from_entry(entry, where=where, task="textvqa", qid=qid, image_path=image_path,
+                                         ocr="required" if require_ocr else "optional"))
     return samples
 
 
@@ -82,9 +75,8 @@ def load_textvqa(
     Args:
         data_dir: folder holding ``TextVQA_0.5.1_{split}.json`` and ``train_images/``.
         split: ``"val"`` (default, LLaVA-1.5's protocol) or ``"train"``.
-        limit: keep the first ``limit`` questions of the file.
         ocr: add the dataset's OCR tokens to the prompt (protocol ``llava-1.5/textvqa/ocr``).
-        skip_bad: skip (and record in ``dataset.skipped``) questions whose image is missing or unreadable.
+        limit, skip_bad: as in :class:`~adaptive_svdprune.data.registry.TaskLoader`.
 
     Raises:
         FileNotFoundError: the folder or annotation file is missing, or images are (unless ``skip_bad``).

@@ -1,4 +1,4 @@
-"""LLaVA integration: the pruning wrapper, its helpers and the offline tiny checkpoint.
+"""Model integration: the pruning wrapper, vision features and their on-disk cache, named offline checkpoints.
 
 Importing this package does not import transformers; the names below are loaded on first use.
 """
@@ -19,6 +19,11 @@ _LAZY: dict[str, str] = {
     "image_placeholder_runs": "adaptive_svdprune.models.placeholders",
     "build_tiny_llava": "adaptive_svdprune.models.tiny",
     "tiny_llava_path": "adaptive_svdprune.models.tiny",
+    "FeatureCache": "adaptive_svdprune.models.feature_cache",
+    "model_cache_key": "adaptive_svdprune.models.feature_cache",
+    "MODEL_NAMES": "adaptive_svdprune.models.names",
+    "register_model_name": "adaptive_svdprune.models.names",
+    "resolve_model_path": "adaptive_svdprune.models.names",
 }
 
 __all__ = sorted(_LAZY)

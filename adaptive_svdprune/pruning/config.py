@@ -18,7 +18,6 @@ import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
 import torch
@@ -127,14 +126,6 @@ class SVDPruneConfig:
         if unknown:
             raise ValueError(f"unknown SVDPruneConfig keys {unknown}; known: {sorted(known)}")
         return cls(**data)
-
-    @classmethod
-    def from_profile(cls, path: str | Path, task: str, **overrides: Any) -> SVDPruneConfig:
-        """Config for ``task`` from a deployment profile written by ``adaptive-svdprune profile``."""
-        profiles = importlib.import_module("adaptive_svdprune.search.profiles")
-        kwargs = profiles.config_kwargs_for(profiles.load_profile(path), task)
-        kwargs.update(overrides)
-        return cls(**kwargs)
 
 
 BaselineMethod = Literal["none", "random", "uniform", "l2norm", "cls_attention", "fastv"]

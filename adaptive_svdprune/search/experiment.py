@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptive_svdprune.search.results import ResultSet, decode_metric
 from adaptive_svdprune.search.space import check_search_space
+from adaptive_svdprune.tradeoffs.results import ResultSet, decode_metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from nni.experiment import ExperimentConfig

@@ -28,7 +28,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from adaptive_svdprune.search.results import ResultSet, decode_metric
+from adaptive_svdprune.tradeoffs.results import ResultSet, decode_metric
 
 __all__ = ["FAILED_STATUSES", "experiment_dir", "read_experiment", "read_nni_database"]
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adaptive_svdprune.search.results import normalize_budget
+from adaptive_svdprune.tradeoffs.results import normalize_budget
 
 __all__ = [
     "DEFAULT_BUDGETS",

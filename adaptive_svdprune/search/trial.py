@@ -5,7 +5,7 @@ YAMLs in ``search/``). Under NNI the parameters come from ``nni.get_next_paramet
 gives fixed values for keys the space does not search); outside NNI ``--params '{"variance_threshold": 0.9,
 "budget": 64}'`` is required. The trial reports an intermediate result per evaluated chunk (one chunk unless
 ``--report-every N``) and the final dict ``{"default": objective, "accuracy", "tflops", "mean_kept_tokens",
-...}`` (see :mod:`adaptive_svdprune.search.objective`); the unpruned TFLOPs the evaluation reports are the
+...}`` (see :mod:`adaptive_svdprune.tradeoffs.objective`); the unpruned TFLOPs the evaluation reports are the
 normaliser of the scalarised objective. Any error prints its traceback and exits with status 1, so NNI marks
 the trial FAILED and the experiment goes on with the next one.
 
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptive_svdprune.search.objective import OBJECTIVE_MODES, ObjectiveConfig, ObjectiveMode
 from adaptive_svdprune.search.space import parse_trial_parameters
+from adaptive_svdprune.tradeoffs.objective import OBJECTIVE_MODES, ObjectiveConfig, ObjectiveMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptive_svdprune.evaluation import EvalConfig

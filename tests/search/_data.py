@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptive_svdprune.search.results import TrialResult
-
 # Copied from nni_node/core/sqlDatabase.js (NNI 3.0), checked against a real experiment's nni.sqlite.
 NNI_SCHEMA = """
 create table TrialJobEvent (timestamp integer, trialJobId text, event text, data text, logPath text,
@@ -78,19 +76,3 @@ def write_nni_db(path: Path, trials: Sequence[tuple[str, dict[str, Any], list[st
     return path
 
 
-def make_trials(
-    points: Sequence[tuple[float, float]], budgets: Sequence[int | None] | None = None
-) -> list[TrialResult]:
-    """Trials ``t0, t1, ...`` at (accuracy, tflops) points, epsilon 0.5 + 0.05 i."""
-    budgets = budgets or [None] * len(points)
-    return [
-        TrialResult(
-            f"t{i}",
-            {"variance_threshold": round(0.5 + 0.05 * i, 4), "budget": b or "adaptive"},
-            a,
-            f,
-            100.0 * f,
-            a - 0.5 * f,
-        )
-        for i, ((a, f), b) in enumerate(zip(points, budgets, strict=True))
-    ]

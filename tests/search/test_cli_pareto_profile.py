@@ -12,7 +12,7 @@ import yaml
 
 from adaptive_svdprune.commands import pareto as pareto_cmd
 from adaptive_svdprune.commands import profile as profile_cmd
-from adaptive_svdprune.search.results import TrialResult, save_results
+from adaptive_svdprune.tradeoffs.results import TrialResult, save_results
 
 
 def invoke(module: ModuleType, argv: list[str]) -> int:

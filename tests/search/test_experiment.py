@@ -23,9 +23,9 @@ from adaptive_svdprune.search.experiment import (
     load_experiment_config,
     run_experiment,
 )
-from adaptive_svdprune.search.results import ResultSet
 from adaptive_svdprune.search.space import check_search_space, search_space
 from adaptive_svdprune.search.trial import build_parser, settings_from_args
+from adaptive_svdprune.tradeoffs.results import ResultSet
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from adaptive_svdprune.search.results import ResultSet, TrialResult
+from adaptive_svdprune.tradeoffs.results import ResultSet, TrialResult
 
 __all__ = ["TABLE_COLUMNS", "WandbMode", "log_pareto_to_wandb", "summary_values", "trial_rows"]
 
@@ -104,7 +104,7 @@ def log_pareto_to_wandb(
         raise ValueError(f"mode must be 'online', 'offline' or 'disabled', got {mode!r}")
     import wandb
 
-    from adaptive_svdprune.search.plots import figure_to_array, pareto_figure
+    from adaptive_svdprune.tradeoffs.plots import figure_to_array, pareto_figure
 
     trials = list(results.trials) if isinstance(results, ResultSet) else list(results)
     n_failed = results.n_failed if isinstance(results, ResultSet) else int(failed or 0)

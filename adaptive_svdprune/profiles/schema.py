@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from adaptive_svdprune.search.profiles import Profile
+    from adaptive_svdprune.profiles import Profile
 
 __all__ = ["FORMAT_VERSION", "HEADER", "PROFILE_KEYS", "TASK_KEYS", "parse_profile", "profile_to_dict"]
 
@@ -61,7 +61,7 @@ HEADER = (
     "# adaptive-svdprune deployment profile: per-task SVD-Prune settings chosen from an NNI search.\n"
     "# budget: null = adaptive (keep tokens until the normalised leverage reaches variance_threshold).\n"
     "# accuracy / tflops (per sample) / mean_kept_tokens are what the search measured for that setting.\n"
-    '# Use: SVDPruneConfig.from_profile("<this file>", task="<task>")\n'
+    '# Use: load_profile("<this file>").config_for("<task>")\n'
 )
 
 

@@ -1,4 +1,4 @@
-"""Deployment profiles: constraint selection, YAML schema, merging, and SVDPruneConfig integration."""
+"""Deployment profiles: YAML schema, merging, per-task lookup and SVDPruneConfig integration."""
 
 from __future__ import annotations
 
@@ -9,61 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from adaptive_svdprune.search.profile_schema import TASK_KEYS, parse_profile
-from adaptive_svdprune.search.profiles import (
-    Profile,
-    TaskProfile,
-    config_kwargs_for,
-    load_profile,
-    save_profile,
-    select_for_constraint,
-)
-from adaptive_svdprune.search.results import ResultSet, TrialResult
-from tests.search._data import make_trials
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"max_tflops": 1.0}, "t0"),  # best accuracy with tflops <= 1.0
-        ({"max_tflops": 10.0}, "t2"),
-        ({"max_tflops": 0.5}, "t4"),  # the cap is inclusive
-        ({"min_accuracy": 0.6}, "t0"),  # fewest flops with accuracy >= 0.6
-        ({"min_accuracy": 0.0}, "t4"),
-        ({"min_accuracy": 0.7}, "t2"),
-    ],
-    ids=["cap-1", "cap-loose", "cap-inclusive", "floor-0.6", "floor-0", "floor-inclusive"],
-)
-def test_select_for_constraint(trials: list[TrialResult], kwargs: dict[str, float], expected: str) -> None:
-    assert select_for_constraint(trials, **kwargs).trial_id == expected
-    assert select_for_constraint(ResultSet(trials=trials), **kwargs).trial_id == expected
-
-
-def test_select_tie_breaks() -> None:
-    tied = make_trials([(0.6, 1.0), (0.6, 0.8), (0.7, 2.0), (0.7, 2.0), (0.65, 2.0)])
-    assert select_for_constraint(tied, max_tflops=1.0).trial_id == "t1"  # same accuracy: fewer flops
-    assert select_for_constraint(tied, min_accuracy=0.62).trial_id == "t2"  # same flops: higher accuracy, first
-    assert select_for_constraint(tied, max_tflops=2.0).trial_id == "t2"  # full tie: earlier trial
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"max_tflops": 0.1}, "no trial has tflops <= 0.1; the cheapest is trial t4 with tflops=0.5, accuracy=0.5"),
-        ({"min_accuracy": 0.9}, "no trial has accuracy >= 0.9; the most accurate is trial t2 with accuracy=0.7"),
-        ({}, "exactly one of max_tflops and min_accuracy, got max_tflops=None and min_accuracy=None"),
-        ({"max_tflops": 1.0, "min_accuracy": 0.5}, "exactly one of"),
-    ],
-    ids=["cap-infeasible", "floor-infeasible", "neither", "both"],
-)
-def test_select_errors(trials: list[TrialResult], kwargs: dict[str, float], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        select_for_constraint(trials, **kwargs)
-
-
-def test_select_from_no_trials() -> None:
-    with pytest.raises(ValueError, match="no successful trials"):
-        select_for_constraint([], max_tflops=1.0)
+from adaptive_svdprune.profiles import Profile, TaskProfile, config_kwargs_for, load_profile, save_profile
+from adaptive_svdprune.profiles.schema import TASK_KEYS, parse_profile
+from adaptive_svdprune.tradeoffs.results import TrialResult
 
 
 def test_task_keys_match_dataclass() -> None:
@@ -205,12 +153,12 @@ def test_parse_profile_defaults() -> None:
     assert tasks["gqa"]["min_tokens"] is None
 
 
-def test_svdprune_config_from_profile(tmp_path: Path) -> None:
-    config_module = pytest.importorskip("adaptive_svdprune.pruning.config")
+def test_config_for_task(tmp_path: Path) -> None:
+    from adaptive_svdprune.pruning.config import SVDPruneConfig
+
     path = save_profile(make_profile(budget=None, min_tokens=8, max_tokens=64), tmp_path / "edge.yaml")
-    expected = config_module.SVDPruneConfig(variance_threshold=0.9, budget=None, min_tokens=8, max_tokens=64)
+    expected = SVDPruneConfig(variance_threshold=0.9, budget=None, min_tokens=8, max_tokens=64)
     assert load_profile(path).config_for("gqa") == expected
-    if hasattr(config_module.SVDPruneConfig, "from_profile"):
-        assert config_module.SVDPruneConfig.from_profile(path, "gqa") == expected
-        with pytest.raises(ValueError, match="has no task 'pope'"):
-            config_module.SVDPruneConfig.from_profile(path, "pope")
+    assert load_profile(path).config_for("gqa", budget=32).budget == 32  # explicit settings win
+    with pytest.raises(ValueError, match="has no task 'pope'"):
+        load_profile(path).config_for("pope")

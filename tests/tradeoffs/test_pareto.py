@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adaptive_svdprune.search.pareto import dominates, pareto_front, pareto_indices
-from adaptive_svdprune.search.results import TrialResult
+from adaptive_svdprune.tradeoffs.pareto import dominates, pareto_front, pareto_indices
+from adaptive_svdprune.tradeoffs.results import TrialResult
 
 
 def brute_force_front(acc: list[float], cost: list[float]) -> set[int]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_svdprune.search.pareto import pareto_front
-from adaptive_svdprune.search.results import ResultSet, TrialResult
-from adaptive_svdprune.search.wandb_log import TABLE_COLUMNS, log_pareto_to_wandb, summary_values, trial_rows
+from adaptive_svdprune.tradeoffs.pareto import pareto_front
+from adaptive_svdprune.tradeoffs.results import ResultSet, TrialResult
+from adaptive_svdprune.tradeoffs.wandb_log import TABLE_COLUMNS, log_pareto_to_wandb, summary_values, trial_rows
 
 
 def test_rows_and_summary(trials: list[TrialResult]) -> None:

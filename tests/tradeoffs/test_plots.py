@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_svdprune.search.pareto import pareto_front
-from adaptive_svdprune.search.plots import figure_to_array, pareto_figure, plot_pareto
-from adaptive_svdprune.search.results import ResultSet, TrialResult
+from adaptive_svdprune.tradeoffs.pareto import pareto_front
+from adaptive_svdprune.tradeoffs.plots import figure_to_array, pareto_figure, plot_pareto
+from adaptive_svdprune.tradeoffs.results import ResultSet, TrialResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

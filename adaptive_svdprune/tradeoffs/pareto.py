@@ -23,7 +23,7 @@ __all__ = ["SupportsAccuracyFlops", "dominates", "pareto_front", "pareto_indices
 
 
 class SupportsAccuracyFlops(Protocol):
-    """Anything with ``accuracy`` and ``tflops`` (e.g. :class:`~adaptive_svdprune.search.results.TrialResult`)."""
+    """Anything with ``accuracy`` and ``tflops`` (e.g. :class:`~adaptive_svdprune.tradeoffs.results.TrialResult`)."""
 
     @property
     def accuracy(self) -> float: ...
@@ -87,7 +87,7 @@ def pareto_front(points: Sequence[P]) -> list[P]:
     """The non-dominated points (accuracy up, TFLOPs down), sorted by TFLOPs; identical points all kept.
 
     Example:
-        >>> from adaptive_svdprune.search.results import TrialResult
+        >>> from adaptive_svdprune.tradeoffs.results import TrialResult
         >>> trials = [TrialResult(str(i), {}, a, f, 0.0) for i, (a, f) in enumerate([(0.6, 2), (0.5, 3), (0.4, 1)])]
         >>> [t.trial_id for t in pareto_front(trials)]
         ['2', '0']

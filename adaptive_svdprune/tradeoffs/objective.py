@@ -3,7 +3,7 @@
 NNI 3.0 tuners are single-objective. Each trial reports a dict whose ``"default"`` entry is the objective
 (what the tuner sees, with ``optimize_mode: maximize``) next to the raw ``accuracy``, ``tflops`` and
 ``mean_kept_tokens``; the Pareto front is computed afterwards from the raw values of *all* trials
-(:mod:`adaptive_svdprune.search.pareto`), so the choice of objective only steers where the tuner samples.
+(:mod:`adaptive_svdprune.tradeoffs.pareto`), so the choice of objective only steers where the tuner samples.
 
 Two modes:
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_svdprune.search.results import (
+from adaptive_svdprune.tradeoffs.results import (
     ResultSet,
     TrialResult,
     decode_metric,

@@ -5,7 +5,7 @@ global backend or figure state is touched (safe in servers, tests and notebooks 
 
 Example:
     >>> import tempfile
-    >>> from adaptive_svdprune.search.results import TrialResult
+    >>> from adaptive_svdprune.tradeoffs.results import TrialResult
     >>> trials = [TrialResult("a", {"variance_threshold": 0.9, "budget": "adaptive"}, 0.6, 2.0, 90.0),
     ...           TrialResult("b", {"variance_threshold": 0.5, "budget": 32}, 0.5, 1.0, 32.0)]
     >>> with tempfile.TemporaryDirectory() as out:
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from adaptive_svdprune.search.results import ResultSet, TrialResult
+from adaptive_svdprune.tradeoffs.results import ResultSet, TrialResult
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -44,7 +44,7 @@ def pareto_figure(
 
     Args:
         results: all successful trials.
-        front: the Pareto-optimal trials (see :func:`~adaptive_svdprune.search.pareto.pareto_front`).
+        front: the Pareto-optimal trials (see :func:`~adaptive_svdprune.tradeoffs.pareto.pareto_front`).
         task: task name for the title.
         color_by: ``"variance_threshold"`` (epsilon) or ``"budget"`` (adaptive trials drawn in grey).
     """

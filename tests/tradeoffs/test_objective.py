@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adaptive_svdprune.search.objective import ObjectiveConfig
+from adaptive_svdprune.tradeoffs.objective import ObjectiveConfig
 
 unit = st.floats(0.0, 1.0)
 flops = st.floats(0.0, 100.0)
