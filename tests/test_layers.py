@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "metrics": 0,
     "flops": 0,
     "assets": 0,
+    # packaged configs, search YAMLs and demo data, found by name (stdlib only)
+    "resources": 0,
     # deployment artefacts and the procedural world, on the core
     "profiles": 1,
     "shapes": 1,
@@ -45,7 +47,8 @@ LAYERS: dict[str, int] = {
 }
 
 #: Parts that may use each other although they share a layer (the bottom row, except the torch-only core).
-BESIDE: set[frozenset[str]] = {frozenset(p) for p in [("data", "assets"), ("flops", "assets"), ("metrics", "data")]}
+BESIDE: set[frozenset[str]] = {frozenset(p) for p in [("data", "assets"), ("flops", "assets"), ("metrics", "data"),
+                                                               ("data", "resources")]}
 
 #: Third-party packages a part must never import.
 FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
