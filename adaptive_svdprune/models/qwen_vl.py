@@ -54,6 +54,7 @@ __all__ = [
     "QWEN_VL_CLASSES",
     "image_only_processor",
     "load_qwen_vl",
+    "load_qwen_vl_processor",
     "prune_qwen_vl",
 ]
 
@@ -531,7 +532,6 @@ def load_qwen_vl(
         ``(model, processor)``; the model is in eval mode and the tokenizer pads on the left.
     """
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
-    from transformers.utils import is_torchvision_available
 
     classes = {"qwen2_vl": Qwen2VLForConditionalGeneration, "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration}
     model_type = AutoConfig.from_pretrained(name_or_path).model_type
@@ -543,11 +543,20 @@ def load_qwen_vl(
     model = classes[model_type].from_pretrained(name_or_path, **kwargs).eval()
     if device is not None:
         model = model.to(device)
+    processor = load_qwen_vl_processor(name_or_path)
+    processor.tokenizer.padding_side = "left"
+    return model, processor
+
+
+def load_qwen_vl_processor(name_or_path: str | os.PathLike[str]) -> Any:
+    """The stock ``AutoProcessor`` where torchvision imports, else :func:`image_only_processor` from the folder."""
+    from transformers.utils import is_torchvision_available
+
     if is_torchvision_available():
         from transformers import AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(name_or_path)
-    else:
-        processor = _image_only_processor_class().from_pretrained(name_or_path)
-    processor.tokenizer.padding_side = "left"
-    return model, processor
+        try:
+            return AutoProcessor.from_pretrained(name_or_path)
+        except ValueError:  # an image-only processor folder (such as the tiny checkpoint's)
+            pass
+    return _image_only_processor_class().from_pretrained(name_or_path)

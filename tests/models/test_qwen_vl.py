@@ -304,3 +304,48 @@ def test_tiny_checkpoint_has_native_resolution_and_a_name(qwen: tuple[Any, Any],
     assert grids.tolist() == [[1, 24, 24], [1, 8, 16], [1, 20, 8]]
     assert "tiny-qwen2.5-vl" in MODEL_NAMES
     assert resolve_model_path("tiny-qwen2.5-vl") == str(tiny_qwen_vl_path())
+
+
+def test_prune_model_and_load_model_dispatch_to_the_qwen_wrapper() -> None:
+    from adaptive_svdprune.models.families import load_model, prune_model, supported_model_classes
+
+    assert {"Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"} <= set(supported_model_classes())
+    model, processor = load_model("tiny-qwen2.5-vl")
+    assert isinstance(prune_model(model, SVDPruneConfig(budget=4)), PrunedQwenVL)
+    assert processor.tokenizer.padding_side == "left" and processor.image_token == "<|image_pad|>"
+
+
+@pytest.fixture(scope="module")
+def qwen2(qwen: tuple[Any, Any]) -> Any:
+    """A random tiny Qwen2-VL (no window attention, 2-D rotary in the tower) sharing the tiny tokenizer."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    ref = qwen[0].config
+    text = ref.text_config.to_dict()
+    vision = {"depth": 2, "embed_dim": 32, "hidden_size": text["hidden_size"], "mlp_ratio": 2, "num_heads": 4,
+              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=ref.image_token_id,
+                           video_token_id=ref.video_token_id, vision_start_token_id=ref.vision_start_token_id,
+                           vision_end_token_id=ref.vision_end_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = Qwen2VLForConditionalGeneration(config).eval()
+    model.generation_config = qwen[0].generation_config
+    return model
+
+
+def test_qwen2_vl_full_budget_equals_stock_and_positions_are_kept(
+    qwen: tuple[Any, Any], qwen2: Any, mixed_images: list
+) -> None:
+    inputs = _inputs(qwen[1], mixed_images, QUESTIONS)
+    full = prune_qwen_vl(qwen2, SVDPruneConfig(budget=1000))
+    assert torch.equal(_new(full, inputs), _new(qwen2, inputs))
+    with _capture_positions(qwen2) as stock_seen, torch.no_grad():
+        qwen2(**inputs)
+    pruned = prune_qwen_vl(qwen2, SVDPruneConfig(variance_threshold=0.8))
+    with _capture_positions(qwen2) as seen:
+        pruned(**inputs)
+    prepared = pruned.last_inputs
+    for b in range(3):
+        real = prepared.attention_mask[b].bool()
+        assert torch.equal(seen[0][:, b, real], stock_seen[0][:, b, prepared.source_index[b, real]])
