@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "search": "search",
     "pareto": "pareto",
     "profile": "profile",
+    "analyze": "analyze",
 }
 
 
