@@ -7,6 +7,11 @@ settings that change the features), the image file (path, size and modification 
 Writes go to a temporary file that is renamed into place, so trials running concurrently never read a partial
 entry; two trials computing the same entry simply write the same bytes twice.
 
+Every entry is validated when read (a file torch can load, a ``features`` tensor of floating dtype and of the
+expected shape and dtype when the cache knows them, finite values, a matching ``cls_attention``): a bad entry is
+deleted with a warning naming its file, counted in ``dropped``, and recomputed by the caller. Non-finite
+features are never stored.
+
 Example:
     >>> import tempfile, torch
     >>> cache = FeatureCache(tempfile.mkdtemp(), model_key="tiny")
@@ -20,12 +25,13 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["FeatureCache", "model_cache_key"]
+__all__ = ["FeatureCache", "entry_problem", "model_cache_key"]
 
 
 def model_cache_key(model: Any, name: str) -> str:
@@ -43,18 +49,60 @@ def model_cache_key(model: Any, name: str) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def entry_problem(entry: object, feature_shape: tuple[int, ...] | None = None,
+                  dtype: torch.dtype | None = None) -> str | None:
+    """Why a cache entry cannot be used, or None when it is sound.
+
+    Example:
+        >>> entry_problem({"features": torch.zeros(4, 2)}) is None
+        True
+        >>> entry_problem({"features": torch.full((4, 2), float("nan"))})
+        'features hold non-finite values (NaN or Inf)'
+        >>> entry_problem({"features": torch.zeros(4, 2)}, feature_shape=(576, 2))
+        'features have shape (4, 2), expected (576, 2)'
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("features"), torch.Tensor):
+        return f"not a dict with a 'features' tensor (got {type(entry).__name__})"
+    unknown = sorted(set(entry) - {"features", "cls_attention"})
+    if unknown:
+        return f"unexpected keys {unknown}"
+    features = entry["features"]
+    if features.dim() != 2 or not features.is_floating_point():
+        return f"features must be a 2-D floating tensor, got {tuple(features.shape)} {features.dtype}"
+    if feature_shape is not None and tuple(features.shape) != tuple(feature_shape):
+        return f"features have shape {tuple(features.shape)}, expected {tuple(feature_shape)}"
+    if dtype is not None and features.dtype != dtype:
+        return f"features have dtype {features.dtype}, expected {dtype}"
+    if not bool(torch.isfinite(features).all()):
+        return "features hold non-finite values (NaN or Inf)"
+    attn = entry.get("cls_attention")
+    if attn is not None:
+        if not isinstance(attn, torch.Tensor) or tuple(attn.shape) != (features.shape[0],):
+            shape = tuple(attn.shape) if isinstance(attn, torch.Tensor) else type(attn).__name__
+            return f"cls_attention must have shape ({features.shape[0]},), got {shape}"
+        if not bool(torch.isfinite(attn).all()):
+            return "cls_attention holds non-finite values (NaN or Inf)"
+    return None
+
+
 class FeatureCache:
     """Vision features per image file, stored as ``<dir>/<model_key>/<image_key>.pt``.
 
     Args:
         directory: cache folder (created on demand).
         model_key: from :func:`model_cache_key`.
+        feature_shape: the ``(T, D)`` every entry must have (``None``: any 2-D shape).
+        dtype: the dtype every entry must have (``None``: any floating dtype).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], model_key: str) -> None:
+    def __init__(self, directory: str | os.PathLike[str], model_key: str,
+                 feature_shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None) -> None:
         self.directory = Path(directory) / model_key
+        self.feature_shape = feature_shape
+        self.dtype = dtype
         self.hits = 0
         self.misses = 0
+        self.dropped = 0
 
     @staticmethod
     def _image_key(image_path: str | os.PathLike[str]) -> str:
@@ -66,22 +114,37 @@ class FeatureCache:
     def _file(self, image_path: str | os.PathLike[str]) -> Path:
         return self.directory / f"{self._image_key(image_path)}.pt"
 
+    def _drop(self, file: Path, image_path: str | os.PathLike[str], reason: str) -> None:
+        self.dropped += 1
+        self.misses += 1
+        file.unlink(missing_ok=True)
+        warnings.warn(f"feature cache: dropped bad entry {file} (image {image_path}): {reason}; recomputing it",
+                      stacklevel=3)
+
     def get(self, image_path: str | os.PathLike[str]) -> dict[str, torch.Tensor] | None:
-        """The cached entry ``{"features": (T, D), "cls_attention"?: (T,)}``, or None."""
+        """The cached entry ``{"features": (T, D), "cls_attention"?: (T,)}``, or None (missing or dropped)."""
         file = self._file(image_path)
         if not file.exists():
             self.misses += 1
             return None
         try:
             entry = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception:  # a corrupt entry (disk full, killed writer on a non-atomic FS) is recomputed
-            self.misses += 1
+        except Exception as err:  # a corrupt entry (disk full, killed writer on a non-atomic FS) is recomputed
+            self._drop(file, image_path, f"cannot be loaded ({type(err).__name__}: {err})")
+            return None
+        problem = entry_problem(entry, self.feature_shape, self.dtype)
+        if problem is not None:
+            self._drop(file, image_path, problem)
             return None
         self.hits += 1
         return entry
 
     def put(self, image_path: str | os.PathLike[str], entry: dict[str, torch.Tensor]) -> None:
-        """Store ``entry`` atomically (temporary file + rename)."""
+        """Store ``entry`` atomically (temporary file + rename); an unsound entry is not stored (warning)."""
+        problem = entry_problem(entry, self.feature_shape, self.dtype)
+        if problem is not None:
+            warnings.warn(f"feature cache: not storing the features of {image_path}: {problem}", stacklevel=2)
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
