@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv test test-slow demo lint bench clean
+.PHONY: venv test test-slow demo lint bench clean shapes-model
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check adaptive_svdprune tests benchmarks
 	$(PY) -m mypy adaptive_svdprune
+
+# The shapes reference model shipped in the package (tools/train_shapes_model.py; ~1 h on 2 CPU cores).
+shapes-model: $(STAMP)
+	$(PY) tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --seed 0 --data-seed 1 --steps 1100
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_select.py

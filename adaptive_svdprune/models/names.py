@@ -24,8 +24,33 @@ def _tiny() -> Path:
     return tiny_llava_path()
 
 
+def _shapes() -> Path:
+    from adaptive_svdprune.shapes.model import shapes_llava_path
+
+    return shapes_llava_path()
+
+
+def _tiny_qwen() -> Path:
+    from adaptive_svdprune.models.tiny_qwen import tiny_qwen_vl_path
+
+    return tiny_qwen_vl_path()
+
+
+def _tiny_next() -> Path:
+    from adaptive_svdprune.models.tiny_next import tiny_next_path
+
+    return tiny_next_path()
+
+
+def _tiny_onevision() -> Path:
+    from adaptive_svdprune.models.tiny_next import tiny_onevision_path
+
+    return tiny_onevision_path()
+
+
 #: Short name -> zero-argument function giving the checkpoint folder.
-MODEL_NAMES: dict[str, Callable[[], Path | str]] = {"tiny": _tiny}
+MODEL_NAMES: dict[str, Callable[[], Path | str]] = {"tiny": _tiny, "shapes": _shapes, "tiny-qwen2.5-vl": _tiny_qwen}
+MODEL_NAMES.update({"tiny-next": _tiny_next, "tiny-onevision": _tiny_onevision})
 
 
 def register_model_name(name: str, path_fn: Callable[[], Path | str]) -> None:

@@ -1,0 +1,65 @@
+"""``tools/train_shapes_model.py`` runs one optimisation step at tiny sizes and writes a loadable checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "train_shapes_model.py"
+_TINY = ["--shape-scenes", "4", "--sign-scenes", "2", "--easy-scenes", "2", "--val-scenes", "3", "--batch-size", "4",
+         "--questions-per-image", "2", "--vision-width", "32", "--vision-layers", "1", "--text-width", "32",
+         "--text-layers", "3", "--eval-every", "1"]
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("train_shapes_model", _SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_step_writes_a_checkpoint_that_loads(tmp_path: Path) -> None:
+    from adaptive_svdprune.models.llava import load_llava
+
+    script = _script()
+    threads = torch.get_num_threads()
+    try:
+        assert script.main(["--out", str(tmp_path), "--steps", "1", *_TINY]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert log["steps_done"] == 1 and len(log["curve"]) == 1 and "acc_gqa" in log["curve"][0]
+    model, processor = load_llava(tmp_path)
+    cfg = model.config
+    assert (cfg.image_seq_length, cfg.vision_feature_layer, cfg.vision_feature_select_strategy) == (576, -2, "default")
+    assert (cfg.vision_config.image_size, cfg.vision_config.patch_size) == (336, 14)
+    assert cfg.text_config.num_hidden_layers == 3
+    assert processor.chat_template and "ASSISTANT:" in processor.chat_template
+    tok = processor.tokenizer  # every answer the world can ask for is a single token after "ASSISTANT:"
+    assert all(len(tok(" " + w, add_special_tokens=False)["input_ids"]) == 1 for w in ("yes", "purple", "hotel", "3"))
+
+
+def test_shared_prefix_forward_matches_the_full_forward(tmp_path: Path) -> None:
+    """The training shortcut (one prefix pass per image) gives the full model's logits."""
+    import argparse
+
+    script = _script()
+    args = argparse.Namespace(vision_width=32, vision_layers=1, text_width=32, text_layers=3, seed=0)
+    model, processor = script.build_model(tmp_path, args)
+    cache = script.SceneCache(0, 1, 2, 1, 0)
+    prompts, rng = script.Prompts(processor), np.random.default_rng(0)
+    examples = [script.make_example(cache, i, rng, prompts, 0.5) for i in range(3) for _ in range(2)]
+    batch = script.collate(examples, processor.tokenizer.pad_token_id)
+    pixels = script.pixel_values(cache.images[:3], processor)
+    with torch.no_grad():
+        feats = script.vision_features(model, pixels)
+        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          pixel_values=pixels.repeat_interleave(2, 0)).logits[batch["labels"] != -100]
+        shared = script.forward_shared_prefix(model, batch, feats, 2)
+    torch.testing.assert_close(shared, reference, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,385 @@
+"""Train the shapes reference model: a small LLaVA-1.5-geometry model that has learned the shapes world.
+
+This is a repo asset, not part of the package (the product never trains what it prunes). It writes a complete
+Hugging Face checkpoint (safetensors, config, tokenizer, processor with the LLaVA-1.5 chat template) that
+``load_llava`` reads, plus ``training_log.json`` (learning curve, seeds, wall time).
+
+How it trains fast on 2 CPU cores (DESIGN.md section 5):
+
+- scenes are rendered once (JPEG round trip included, as evaluation reads JPEGs) into a uint8 tensor cache;
+- a dense per-patch auxiliary loss on the features at ``vision_feature_layer`` (colour, shape, word, column and
+  centre class of the object under each of the 576 patches) through a linear head that is thrown away;
+- a curriculum: the first steps draw scenes with at most two shapes;
+- the vision tower runs only up to the feature layer (the layers after it get no gradient anyway).
+
+The answer loss uses exactly the evaluation prompt (``format_question`` + ``build_prompt`` through the
+processor's chat template) followed by `` <answer></s>``. Deterministic for a given ``--seed`` / ``--data-seed``
+and thread count.
+
+Usage::
+
+    python tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --steps 2600
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from adaptive_svdprune.data.prompts import build_prompt, format_question
+from adaptive_svdprune.models.tiny import _IMAGE_SIZE, _PATCH_SIZE, LLAVA_15_CHAT_TEMPLATE, _quiet_progress
+from adaptive_svdprune.shapes.questions import gqa_question, question_vocabulary, sign_question
+from adaptive_svdprune.shapes.world import PATCH_LABELS, patch_classes, render_scene, sample_scene
+
+_SPECIALS = ("<unk>", "<s>", "</s>")
+_TRAIN_SALT, _VAL_SALT = 101, 202  # scene streams of the training script (the CLI's splits use others)
+
+
+def train_tokenizer(path: Path, vocab_size: int = 600) -> Any:
+    """Byte-level BPE trained on the world's questions/answers and the prompt text (as tiny.py's, other corpus)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    vocabulary = question_vocabulary()
+    # Answers follow "ASSISTANT:" after a space: train them as " word" so each is one token.
+    lines = vocabulary * 20 + [f"ASSISTANT: {w}" for w in vocabulary if " " not in w] * 40
+    lines += [format_question("x", ["stop", "open"]), "USER: ASSISTANT:"] * 50
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(_SPECIALS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(lines, trainer=trainer)
+    tok.add_special_tokens(["<image>", "<pad>"])
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
+                                   padding_side="left", model_max_length=4096)
+    fast.save_pretrained(path)
+    return fast
+
+
+def build_model(path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Untrained model + processor with LLaVA-1.5's geometry (as models/tiny.py builds it), small widths."""
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        GenerationConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = train_tokenizer(path)
+    vision = CLIPVisionConfig(hidden_size=args.vision_width, intermediate_size=2 * args.vision_width,
+                              num_hidden_layers=args.vision_layers + 1, num_attention_heads=4,
+                              image_size=_IMAGE_SIZE, patch_size=_PATCH_SIZE, projection_dim=args.vision_width)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.text_width, intermediate_size=2 * args.text_width,
+                       num_hidden_layers=args.text_layers, num_attention_heads=4, num_key_value_heads=4,
+                       max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                       tie_word_embeddings=False)
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+                         vision_feature_select_strategy="default",
+                         image_seq_length=(_IMAGE_SIZE // _PATCH_SIZE) ** 2, projector_hidden_act="gelu")
+    torch.manual_seed(args.seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=8)
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": _IMAGE_SIZE},
+                                            crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=_PATCH_SIZE,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_15_CHAT_TEMPLATE)
+    return model, processor
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+class SceneCache:
+    """Scenes rendered once: uint8 images ``(N, 336, 336, 3)`` (after a JPEG round trip) and patch labels."""
+
+    def __init__(self, seed: int, salt: int, n_shapes: int, n_signs: int, easy: int) -> None:
+        self.scenes = []
+        for i in range(n_shapes):
+            self.scenes.append(sample_scene(seed, i, max_objects=2 if i < easy else 6, salt=salt))
+        for i in range(n_signs):
+            self.scenes.append(sample_scene(seed, 10**6 + i, with_sign=True, max_objects=2 if i < easy // 3 else 6,
+                                            salt=salt))
+        self.images = torch.empty(len(self.scenes), _IMAGE_SIZE, _IMAGE_SIZE, 3, dtype=torch.uint8)
+        self.labels = torch.empty(len(self.scenes), len(PATCH_LABELS), (_IMAGE_SIZE // _PATCH_SIZE) ** 2,
+                                  dtype=torch.long)
+        for i, scene in enumerate(self.scenes):
+            buf = io.BytesIO()
+            render_scene(scene).save(buf, format="JPEG", quality=95)
+            from PIL import Image
+
+            self.images[i] = torch.from_numpy(np.asarray(Image.open(buf).convert("RGB")).copy())
+            classes = patch_classes(scene)
+            self.labels[i] = torch.from_numpy(np.stack([classes[k] for k in PATCH_LABELS]))
+        self.n_shapes, self.easy, self.n_signs = n_shapes, easy, n_signs
+
+
+class Prompts:
+    """Token ids of prompts (cached by question text) and answers, exactly as evaluation builds them."""
+
+    def __init__(self, processor: Any) -> None:
+        from PIL import Image
+
+        self.processor = processor
+        self.blank = Image.new("RGB", (_IMAGE_SIZE, _IMAGE_SIZE))
+        self.cache: dict[str, list[int]] = {}
+        self.eos = processor.tokenizer.eos_token_id
+
+    def prompt(self, question_text: str) -> list[int]:
+        if question_text not in self.cache:
+            text = build_prompt(self.processor, question_text)
+            ids = self.processor(images=self.blank, text=text, return_tensors="pt")["input_ids"][0]
+            self.cache[question_text] = ids.tolist()
+        return self.cache[question_text]
+
+    def answer(self, answer: str) -> list[int]:
+        return [*self.processor.tokenizer(" " + answer, add_special_tokens=False)["input_ids"], self.eos]
+
+
+def make_example(cache: SceneCache, idx: int, rng: np.random.Generator, prompts: Prompts,
+                 ocr_prob: float) -> tuple[list[int], list[int], str]:
+    scene = cache.scenes[idx]
+    if scene.sign is not None:
+        q, ocr = sign_question(scene, rng)
+        text = format_question(q.question, ocr if rng.random() < ocr_prob else None)
+    else:
+        q = gqa_question(scene, rng)
+        text = format_question(q.question)
+    return prompts.prompt(text), prompts.answer(q.answer), q.family
+
+
+def collate(examples: list[tuple[list[int], list[int], str]], pad: int) -> dict[str, torch.Tensor]:
+    length = max(len(p) + len(a) for p, a, _ in examples)
+    ids = torch.full((len(examples), length), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, (p, a, _) in enumerate(examples):  # right padding: positions are 0..n-1 as in left-padded generation
+        seq = p + a
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, len(p) - 1 : len(seq) - 1] = torch.tensor(a)  # logits at t predict token t + 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# -- model pieces -----------------------------------------------------------------------------------------------
+def pixel_values(images: torch.Tensor, processor: Any) -> torch.Tensor:
+    ip = processor.image_processor
+    mean = torch.tensor(ip.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(ip.image_std).view(1, 3, 1, 1)
+    return (images.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+
+
+def vision_features(model: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """Features at ``vision_feature_layer`` without CLS, running only the layers that produce them."""
+    vm = model.model.vision_tower
+    vm = getattr(vm, "vision_model", vm)  # transformers < 5 nests the transformer one level deeper
+    layer = model.config.vision_feature_layer
+    n = len(vm.encoder.layers) + 1 + layer  # hidden_states[layer] comes after this many encoder layers
+    h = vm.pre_layrnorm(vm.embeddings(pixels))
+    for block in vm.encoder.layers[:n]:
+        h = block(h, None)
+    return h[:, 1:]
+
+
+def forward(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor) -> torch.Tensor:
+    """Logits at the label positions (``labels != -100``), flattened."""
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    image = model.model.multi_modal_projector(feats)
+    where = batch["input_ids"] == model.config.image_token_id
+    embeds = embeds.masked_scatter(where.unsqueeze(-1), image.reshape(-1, image.shape[-1]).to(embeds.dtype))
+    hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).last_hidden_state
+    keep = batch["labels"] != -100
+    return model.lm_head(hidden[keep])
+
+
+def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor, per_image: int
+                          ) -> torch.Tensor:
+    """Same logits as :func:`forward` when every ``per_image`` consecutive rows ask about one image.
+
+    The prompt up to the last image token (``<s>USER: <image>...``) is the same for every question about an
+    image, and under causal attention its hidden states never see the question: the language model runs it once
+    per image and the questions continue from a shared KV cache. Exact, and ~``per_image`` times cheaper.
+    """
+    from transformers import DynamicCache
+
+    ids = batch["input_ids"]
+    is_image = (ids == model.config.image_token_id).any(0).nonzero()
+    prefix_len = int(is_image.max()) + 1
+    prefix = ids[::per_image, :prefix_len]
+    assert torch.equal(prefix.repeat_interleave(per_image, 0), ids[:, :prefix_len]), "prefixes differ"
+    lm = model.model.language_model
+    embeds = model.get_input_embeddings()(prefix)
+    image = model.model.multi_modal_projector(feats)
+    where = (prefix == model.config.image_token_id).unsqueeze(-1)
+    embeds = embeds.masked_scatter(where, image.reshape(-1, image.shape[-1]).to(embeds.dtype))
+    cache = DynamicCache(config=lm.config)
+    lm(inputs_embeds=embeds, cache=cache, use_cache=True)
+    for layer in cache.layers:
+        layer.keys = layer.keys.repeat_interleave(per_image, 0)
+        layer.values = layer.values.repeat_interleave(per_image, 0)
+    suffix = ids[:, prefix_len:]
+    positions = torch.arange(prefix_len, ids.shape[1]).expand(ids.shape[0], -1)
+    hidden = lm(inputs_embeds=model.get_input_embeddings()(suffix), attention_mask=batch["attention_mask"],
+                cache=cache, position_ids=positions, use_cache=True).last_hidden_state
+    keep = batch["labels"][:, prefix_len:] != -100
+    return model.lm_head(hidden[keep])
+
+
+def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[tuple[list[int], list[int], str]],
+             batch_size: int = 32) -> dict[str, float]:
+    """Greedy-decoding accuracy, computed teacher-forced (every answer token and EOS must be the argmax)."""
+    model.eval()
+    right: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for s in range(0, len(examples), batch_size):
+            chunk = examples[s : s + batch_size]
+            batch = collate(chunk, processor.tokenizer.pad_token_id)
+            feats = vision_features(model, pixel_values(cache.images[s : s + len(chunk)], processor))
+            pred = forward(model, batch, feats).argmax(-1)
+            target = batch["labels"][batch["labels"] != -100]
+            offset = 0
+            for _, a, family in chunk:
+                ok = bool((pred[offset : offset + len(a)] == target[offset : offset + len(a)]).all())
+                right.setdefault(family, []).append(ok)
+                offset += len(a)
+    model.train()
+    out = {f"acc_{k}": float(np.mean(v)) for k, v in sorted(right.items())}
+    gqa = [x for k, v in right.items() if k != "sign" for x in v]
+    out["acc_gqa"] = float(np.mean(gqa)) if gqa else float("nan")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="adaptive_svdprune/shapes/checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="weight init and question sampling")
+    p.add_argument("--data-seed", type=int, default=1, help="training scenes (held-out scenes use a other stream)")
+    p.add_argument("--shape-scenes", type=int, default=1800)
+    p.add_argument("--sign-scenes", type=int, default=700)
+    p.add_argument("--easy-scenes", type=int, default=400, help="first shape scenes have at most 2 shapes")
+    p.add_argument("--easy-steps", type=float, default=0.1, help="share of steps drawing only easy scenes")
+    p.add_argument("--val-scenes", type=int, default=240)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=48, help="questions per step")
+    p.add_argument("--questions-per-image", type=int, default=6)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--ocr-prob", type=float, default=0.2)
+    p.add_argument("--vision-width", type=int, default=64)
+    p.add_argument("--vision-layers", type=int, default=3, help="layers up to the feature layer")
+    p.add_argument("--text-width", type=int, default=128)
+    p.add_argument("--text-layers", type=int, default=3, help="3 so FastV's default layer 2 applies")
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1,
+                   help="1 beats 2 when another process shares the 2 cores (OpenMP threads then spin)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop early (breaks determinism)")
+    args = p.parse_args(argv)
+
+    start = time.time()
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, processor = build_model(out, args)
+    head = nn.Linear(args.vision_width, sum(len(v) for v in PATCH_LABELS.values()))
+    splits = [len(v) for v in PATCH_LABELS.values()]
+    label_weights = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5}
+
+    cache = SceneCache(args.data_seed, _TRAIN_SALT, args.shape_scenes, args.sign_scenes, args.easy_scenes)
+    n_val_signs = args.val_scenes // 3
+    val_cache = SceneCache(args.data_seed, _VAL_SALT, args.val_scenes - n_val_signs, n_val_signs, 0)
+    prompts = Prompts(processor)
+    val_rng = np.random.default_rng([args.seed, 7])
+    val_examples = [make_example(val_cache, i, val_rng, prompts, 0.0) for i in range(len(val_cache.scenes))]
+    print(f"data ready in {time.time() - start:.0f}s: {len(cache.scenes)} train scenes, "
+          f"{len(val_examples)} held-out questions", file=sys.stderr, flush=True)
+
+    params = [*model.parameters(), *head.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, args.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
+    rng = np.random.default_rng([args.seed, 1])
+    n_all, n_easy = len(cache.scenes), args.easy_scenes
+    easy_pool = np.concatenate([np.arange(n_easy), cache.n_shapes + np.arange(min(args.sign_scenes, n_easy // 3))])
+    curve: list[dict[str, Any]] = []
+    model.train()
+    t_loop, steps_done = time.time(), 0
+    for step in range(args.steps):
+        pool = easy_pool if step < args.easy_steps * args.steps else None
+        n_img = args.batch_size // args.questions_per_image
+        idx = rng.choice(pool, n_img) if pool is not None else rng.integers(0, n_all, n_img)
+        # Several questions per image: the vision tower runs once per image (cheap), the LLM once per question.
+        examples = [make_example(cache, int(i), rng, prompts, args.ocr_prob)
+                    for i in idx for _ in range(args.questions_per_image)]
+        batch = collate(examples, processor.tokenizer.pad_token_id)
+        index = torch.as_tensor(idx)
+        feats = vision_features(model, pixel_values(cache.images[index], processor))
+        logits = forward_shared_prefix(model, batch, feats, args.questions_per_image)
+        answer_loss = F.cross_entropy(logits, batch["labels"][batch["labels"] != -100])
+        aux_logits = head(feats).split(splits, dim=-1)
+        labels = cache.labels[index]
+        obj = (labels[:, 1] > 0).float()  # object patches (shape label) weigh more than background
+        weight = 0.2 + 0.8 * obj
+        aux: torch.Tensor = sum(w * (F.cross_entropy(lg.transpose(1, 2), labels[:, k], reduction="none") * weight).sum()
+                  / weight.sum() for k, (lg, w) in enumerate(zip(aux_logits, label_weights.values(), strict=True)))
+        loss = answer_loss + args.aux_weight * aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        steps_done = step + 1
+        if step % 20 == 0:
+            rate = steps_done * (args.batch_size // args.questions_per_image) * args.questions_per_image / (
+                time.time() - t_loop)
+            print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f} {rate:.1f} samples/s",
+                  file=sys.stderr, flush=True)
+        if steps_done % args.eval_every == 0 or steps_done == args.steps:
+            row = {"step": steps_done, "samples": steps_done * args.batch_size,
+                   "answer_loss": round(answer_loss.item(), 4), "aux_loss": round(aux.item(), 4),
+                   "minutes": round((time.time() - start) / 60, 2),
+                   **{k: round(v, 4) for k, v in evaluate(model, processor, val_cache, val_examples).items()}}
+            curve.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.max_minutes and time.time() - start > 60 * args.max_minutes:
+            print(f"stopping at step {steps_done}: --max-minutes reached", file=sys.stderr)
+            break
+    model.eval()
+    with _quiet_progress():
+        model.save_pretrained(out)
+    processor.save_pretrained(out)
+    command = ["python", "tools/train_shapes_model.py", *(argv if argv is not None else sys.argv[1:])]
+    log = {"command": " ".join(command),
+           "args": vars(args), "steps_done": steps_done, "wall_minutes": round((time.time() - start) / 60, 2),
+           "threads": args.threads, "torch": torch.__version__, "curve": curve,
+           "train_scene_stream": {"seed": args.data_seed, "salt": _TRAIN_SALT},
+           "heldout_scene_stream": {"seed": args.data_seed, "salt": _VAL_SALT}}
+    (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    print(f"saved {out} after {log['wall_minutes']} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
