@@ -97,3 +97,45 @@ def test_bad_runs_fail_clearly(tmp_path: Path, kwargs: dict, error: type, match:
 def test_config_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match=r"unknown evaluation config keys \['epsilon'\]"):
         EvalConfig.from_dict({"epsilon": 0.9})
+
+
+def test_skip_bad_counts_broken_images_and_placeholder_questions_once(tmp_path: Path) -> None:
+    import shutil
+
+    data = Path(shutil.copytree(Path(__file__).parent / "fixtures" / "gqa", tmp_path / "gqa"))
+    questions = json.loads((data / "testdev_balanced_questions.json").read_text())
+    first = next(iter(questions.values()))
+    broken_image = first["imageId"]
+    (data / "images" / f"{broken_image}.jpg").write_bytes(b"not a jpeg")
+    qid = next(q for q, v in questions.items() if v["imageId"] != broken_image)
+    questions[qid]["question"] = "What is in <image>?"
+    (data / "testdev_balanced_questions.json").write_text(json.dumps(questions))
+    bad = {q for q, v in questions.items() if v["imageId"] == broken_image} | {qid}
+
+    with pytest.raises(ValueError, match=f"question {qid} .*'<image>'"):
+        run_evaluation(_cfg(tmp_path, data=str(data), limit=None, out=str(tmp_path / "strict")))
+    metrics = run_evaluation(_cfg(tmp_path, data=str(data), limit=None, skip_bad=True, max_new_tokens=1,
+                                  batch_size=4))
+    records = read_predictions(tmp_path / "run" / "predictions.jsonl")
+    assert metrics["skipped"] == len(bad) and len(records) == metrics["samples"] == len(questions) - len(bad)
+    assert {r["question_id"] for r in records} == set(questions) - bad
+
+
+def test_every_json_written_is_strict(tmp_path: Path) -> None:
+    run_evaluation(_cfg(tmp_path, limit=2))
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-strict JSON constant {constant}")
+
+    for name in ("metrics.json", "run.json"):
+        json.loads((tmp_path / "run" / name).read_text(), parse_constant=refuse)
+    for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tflops"] == metrics["tflops_per_sample"]  # the search's name next to the old one
+
+
+def test_strict_json_maps_non_finite_to_null() -> None:
+    from adaptive_svdprune.evaluation import strict_json
+
+    assert json.loads(strict_json({"a": float("nan"), "b": [float("inf"), 1.0]})) == {"a": None, "b": [None, 1.0]}

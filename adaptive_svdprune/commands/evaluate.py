@@ -52,7 +52,7 @@ def _optional_int(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    given = {"default": argparse.SUPPRESS}  # absent unless given: only explicit flags override
+    given: dict[str, Any] = {"default": argparse.SUPPRESS}  # absent unless given: only explicit flags override
     parser.add_argument("--config", type=Path, help="YAML file with EvalConfig keys (see configs/)")
     parser.add_argument("--model", **given, help="'tiny', a hub id (llava-hf/llava-1.5-7b-hf) or a local folder")
     parser.add_argument("--task", **given, help="gqa, textvqa or jsonl")

@@ -1,8 +1,8 @@
 """``VQADataset``: validated samples of one task, images loaded lazily, bad entries reported or counted.
 
 Missing images are found when the dataset is built: by default one error lists them all; with ``skip_bad=True``
-they (and images that fail a quick decode check) are skipped and recorded in ``dataset.skipped``. Nothing is
-dropped silently.
+they (and images that fail a quick decode check, and questions whose text holds an image placeholder such as
+``<image>``) are skipped and recorded in ``dataset.skipped``. Nothing is dropped silently.
 
 Example:
     >>> import tempfile
@@ -28,6 +28,9 @@ from adaptive_svdprune.data.prompts import format_question
 from adaptive_svdprune.data.records import SkippedEntry, VQAExample, VQASample, image_problem, load_image
 
 _MAX_LISTED = 20  # bad entries spelled out in an error message; all of them are on the exception's `.bad`
+#: Placeholder tokens of the supported processors: in a question they would make the prompt claim more images.
+RESERVED_TOKENS: tuple[str, ...] = ("<image>", "<video>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
+                                    "<|vision_end|>")
 
 
 class BadImagesError(FileNotFoundError):
@@ -100,7 +103,24 @@ class VQADataset(Dataset[VQAExample]):
                 raise ValueError(f"ocr=True but {len(no_ocr)} samples from {self.source} have no OCR tokens "
                                  f"(question ids {no_ocr[:_MAX_LISTED]})")
         self.skipped: list[SkippedEntry] = []
-        self.samples: list[VQASample] = self._validate_images(chosen)
+        self.samples: list[VQASample] = self._validate_images(self._validate_text(chosen))
+
+    def _validate_text(self, samples: list[VQASample]) -> list[VQASample]:
+        """Questions (or OCR tokens) holding an image placeholder would give the model a second image slot."""
+        bad: list[SkippedEntry] = []
+        for s in samples:
+            text = self.question_text(s)
+            token = next((t for t in RESERVED_TOKENS if t in text), None)
+            if token is not None:
+                bad.append((s.question_id, f"question text contains the reserved token {token!r}"))
+        if bad and not self.skip_bad:
+            qid, reason = bad[0]
+            more = f" ({len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise ValueError(f"question {qid} in {self.source}: {reason}{more}; pass skip_bad=True (--skip-bad) "
+                             f"to skip and count such questions")
+        self.skipped.extend(bad)
+        dropped = {qid for qid, _ in bad}
+        return [s for s in samples if s.question_id not in dropped]
 
     def _validate_images(self, samples: list[VQASample]) -> list[VQASample]:
         problems: dict[Path, str | None] = {}
@@ -139,4 +159,4 @@ def _check_unique_ids(samples: list[VQASample], source: str) -> None:
         seen.add(s.question_id)
 
 
-__all__ = ["BadImagesError", "VQADataset", "check_limit"]
+__all__ = ["RESERVED_TOKENS", "BadImagesError", "VQADataset", "check_limit"]

@@ -52,8 +52,52 @@ class VQAExample:
     question_text: str
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``img`` whatever its mode.
+
+    ``convert("RGB")`` clips 16- and 32-bit integer pixels to 255 (a 16-bit PNG becomes solid white), so
+    high-bit-depth grey levels are scaled to 8 bits first: ``I;16*`` by 1/257, ``I`` by its range (1/257 when
+    it holds 16-bit values), ``F`` from [0, 1] or its range. Transparent images (RGBA, LA, PA, P with
+    transparency) are composited on white; CMYK, YCbCr, 1 and the rest go through PIL's own conversion.
+
+    Example:
+        >>> import numpy as np
+        >>> grey16 = Image.fromarray(np.array([[0, 32896, 65535]], dtype=np.uint16))
+        >>> np.asarray(to_rgb(grey16))[0, :, 0].tolist()
+        [0, 128, 255]
+    """
+    import numpy as np
+
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= 65535 and high > 255):
+            scaled = values / 257.0
+        elif mode == "I" and low >= 0 and high <= 255:
+            scaled = values
+        elif mode == "F" and low >= 0 and high <= 1:
+            scaled = values * 255.0
+        elif high > low:
+            scaled = (values - low) * (255.0 / (high - low))
+        else:
+            scaled = np.zeros_like(values)
+        grey = np.clip(np.nan_to_num(np.rint(scaled)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
 def load_image(path: Path | str, question_id: str | None = None) -> Image.Image:
-    """Open an image with PIL, decode it fully and convert it to RGB.
+    """Open an image with PIL, decode it fully and convert it to 8-bit RGB (see :func:`to_rgb`).
 
     Args:
         path: the image file.
@@ -78,7 +122,7 @@ def load_image(path: Path | str, question_id: str | None = None) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert("RGB")
+            return to_rgb(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot decode image {path}{where}: {err}") from err
 
@@ -107,4 +151,4 @@ def image_problem(path: Path, decode: bool) -> str | None:
     return None
 
 
-__all__ = ["SkippedEntry", "VQAExample", "VQASample", "image_problem", "load_image"]
+__all__ = ["SkippedEntry", "VQAExample", "VQASample", "image_problem", "load_image", "to_rgb"]

@@ -107,7 +107,8 @@ def _log(loggers: list[Any], metrics: dict[str, Any]) -> None:
             wandb.finish()  # offline runs need it between runs in one process
 
 
-def _fingerprint(cfg: EvalConfig, model: Any, data_dir: Path, protocol: str, selector: SelectorConfig) -> dict[str, Any]:
+def _fingerprint(cfg: EvalConfig, model: Any, data_dir: Path, protocol: str,
+                 selector: SelectorConfig) -> dict[str, Any]:
     """Everything that changes an answer or its cost; ``limit``, ``batch_size`` and devices do not."""
     from adaptive_svdprune.data.prompts import SHORT_ANSWER_INSTRUCTION
     from adaptive_svdprune.models.feature_cache import model_cache_key
