@@ -13,7 +13,6 @@ FLOPs, kept tokens and all the machinery are real. ``search/gqa.yml`` runs the s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -131,8 +130,10 @@ def _generate_with_profile(profile: Path, task: str, data_root: Path) -> dict[st
             str(sample.image_path), "--question", sample.question, "--max-new-tokens", "8", "--json"]
     parser = argparse.ArgumentParser(prog="adaptive-svdprune generate")
     generate.add_arguments(parser)
+    from adaptive_svdprune.commands._output import json_output
+
     captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
+    with json_output(captured):
         code = generate.run(parser.parse_args(argv[1:]))
     if code != 0:
         raise RuntimeError(f"generate with the profile failed (exit {code}): adaptive-svdprune {shlex.join(argv)}")

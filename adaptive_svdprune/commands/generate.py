@@ -67,6 +67,19 @@ def build_config(args: argparse.Namespace) -> Any:
     return BaselineConfig(args.method, budget=args.budget)
 
 
+def _open_image(path: Path) -> Any:
+    """The image at ``path`` as RGB, fully decoded now; a broken file is a ``ValueError`` that names it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: truncated files fail here, not deep inside the processor
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        # PIL reports broken files as UnidentifiedImageError/OSError, and some broken PNGs as SyntaxError
+        raise ValueError(f"--image {str(path)!r} is not a readable image: {err}") from None
+
+
 def _prompt(processor: Any, question: str) -> str:
     if getattr(processor, "chat_template", None):
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
@@ -77,10 +90,10 @@ def _prompt(processor: Any, question: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     import torch
-    from PIL import Image
     from transformers.utils import logging as hf_logging
 
     from adaptive_svdprune.assets import demo_image_path
+    from adaptive_svdprune.commands._checks import check_device, check_model_source, check_writable_file
     from adaptive_svdprune.commands._output import print_json
     from adaptive_svdprune.models.llava import load_llava, prune_llava
     from adaptive_svdprune.models.names import resolve_model_path
@@ -92,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
     image_path = Path(args.image) if args.image else demo_image_path("shapes")
     if not image_path.is_file():
         raise FileNotFoundError(f"--image {str(image_path)!r} does not exist")
-    image = Image.open(image_path).convert("RGB")
+    check_device(args.device)
+    check_model_source(args.model)
+    if args.save_overlay:
+        check_writable_file(args.save_overlay, "--save-overlay")
+    image = _open_image(image_path)
     model_name = resolve_model_path(args.model)
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)

@@ -5,6 +5,12 @@ port with NNI's working directory under ``runs/nni``, prints each trial as it en
 stopping the manager (it is stopped whatever happens), then writes ``results.json`` (all successful trials),
 ``pareto.json`` (front, trials, failures) and ``pareto.png`` under ``--out`` and logs an offline W&B run.
 Failed trials are counted and listed, never fatal; the exit code is 1 only when no trial succeeded.
+
+``--config`` is a path or the name of a packaged experiment (``demo``, ``gqa``, ``textvqa``; see
+:mod:`adaptive_svdprune.resources`). Output folders, the port, the search space and the trial command's model
+and feature cache are checked before the manager starts. The experiment id is printed as soon as the manager
+runs; Ctrl-C, SIGTERM and SIGHUP stop the manager, its dispatcher and the running trials, write the trials
+finished so far and exit 130, 143 or 129.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ HELP = "Run an NNI search (experiment YAML), wait for it, print and save the Par
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adaptive-svdprune search``."""
-    parser.add_argument("--config", type=Path, required=True, help="NNI experiment YAML, e.g. search/demo.yml")
+    parser.add_argument("--config", required=True,
+                        help="NNI experiment YAML (search/demo.yml) or a packaged name (demo, gqa, textvqa)")
     parser.add_argument("--trials", type=int, default=None, help="maxTrialNumber (default: the YAML's)")
     parser.add_argument("--concurrency", type=int, default=None, help="trialConcurrency (default: the YAML's)")
     parser.add_argument("--port", type=int, default=None, help="NNI manager port (default: a free one)")
@@ -59,6 +66,42 @@ def task_of_command(command: str | None) -> str | None:
         if word.startswith("--task="):
             return word.split("=", 1)[1]
     return None
+
+
+def _command_option(command: str | None, flag: str) -> str | None:
+    words = shlex.split(command or "")
+    for i, word in enumerate(words):
+        if word == flag and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith(flag + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def preflight(config: Any, out: Path | None, nni_dir: Path, port: int | None) -> None:
+    """Check, before any manager starts, what would otherwise fail after the search: folders, port, model.
+
+    The trial command's ``--model`` (a hub id must be cached or reachable) and ``--feature-cache`` (a writable
+    folder, relative to the trial code directory) are checked when the trials run on this machine.
+    """
+    from adaptive_svdprune.commands._checks import check_model_source, check_port_free, check_writable_dir
+    from adaptive_svdprune.search.space import check_search_space
+
+    check_writable_dir(out if out is not None else Path("runs") / "search", "--out")
+    check_writable_dir(nni_dir, "--nni-dir")
+    check_port_free(port, "--port")
+    canonical = config.canonical_copy()
+    check_search_space(canonical.search_space, canonical.tuner.name if canonical.tuner is not None else None)
+    if canonical.training_service.platform != "local":
+        return
+    code_dir = Path(str(canonical.trial_code_directory))
+    model = _command_option(canonical.trial_command, "--model")
+    if model is not None:
+        local = code_dir / model
+        check_model_source(str(local) if local.exists() else model, "trialCommand --model")
+    cache = _command_option(canonical.trial_command, "--feature-cache")
+    if cache is not None:
+        check_writable_dir(code_dir / cache, "trialCommand --feature-cache")
 
 
 def format_trial_event(event: TrialEvent) -> str:
@@ -142,13 +185,34 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_svdprune.tradeoffs.pareto import pareto_front
 
     log = sys.stderr if args.json else sys.stdout
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
     config = load_experiment_config(args.config, trials=args.trials, concurrency=args.concurrency,
                                     working_directory=args.nni_dir, trial_args=args.trial_args)
+    preflight(config, args.out, args.nni_dir, args.port)
     task = args.task or task_of_command(config.trial_command)
+    run_config = {"config_file": str(args.config), "trial_command": config.trial_command,
+                  "model": _command_option(config.trial_command, "--model")}
     print(f"search: starting NNI experiment {config.experiment_name!r} ({config.max_trial_number} trials, "
           f"concurrency {config.trial_concurrency}, working directory {args.nni_dir})", file=log, flush=True)
-    outcome = run_experiment(config, port=args.port, timeout=args.timeout,
-                             on_trial=lambda e: print(format_trial_event(e), file=log, flush=True))
+
+    def started(experiment_id: str, port: int) -> None:
+        print(f"search: experiment {experiment_id} running (web UI http://localhost:{port})", file=log, flush=True)
+
+    try:
+        outcome = run_experiment(config, port=args.port, timeout=args.timeout, on_start=started,
+                                 on_trial=lambda e: print(format_trial_event(e), file=log, flush=True))
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the manager is stopped; keep what finished
+        interrupted = getattr(err, "outcome", None)
+        if interrupted is not None:
+            out = args.out if args.out is not None else Path("runs") / "search" / interrupted.experiment_id
+            print(f"search: experiment {interrupted.experiment_id} interrupted ({err or 'Ctrl-C'}) after "
+                  f"{interrupted.wall_s:.0f}s; NNI manager and trials stopped; "
+                  f"{len(interrupted.results.trials)} trials finished", file=sys.stderr, flush=True)
+            document = write_search_outputs(interrupted, out, task, wandb=False, config=run_config, log=sys.stderr)
+            print(f"search: wrote {document['files']['results']} and {document['files']['json']}", file=sys.stderr,
+                  flush=True)
+        raise
     stopped = f"experiment {outcome.experiment_id} {outcome.status}"
     print(f"search: {stopped}{' (timed out)' if outcome.timed_out else ''} after {outcome.wall_s:.0f}s; "
           "NNI manager stopped", file=log, flush=True)
@@ -156,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"search: NNI reported: {error}", file=log)
     out = args.out if args.out is not None else Path("runs") / "search" / outcome.experiment_id
     document = write_search_outputs(outcome, out, task, wandb=not args.no_wandb, wandb_project=args.wandb_project,
-                                    config={"config_file": str(args.config)}, log=log)
+                                    config=run_config, log=log)
     results = outcome.results
     if args.json:
         print_json(document)

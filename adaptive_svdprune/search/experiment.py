@@ -4,7 +4,11 @@
 ``export_data()`` needs a live manager (DESIGN.md, "Traps"), so :func:`run_experiment` starts the manager on a
 free port, polls ``/check-status`` and the trial jobs until ``maxTrialNumber`` trials have ended (succeeded,
 failed or cancelled), the manager reports ``DONE``/``ERROR``, or the timeout passes; reads every trial while the
-manager still runs; and stops it in a ``finally`` whatever happened. A failed trial is a result like any other:
+manager still runs; and stops it in a ``finally`` whatever happened: the end of the trials, the timeout, an
+error, Ctrl-C, SIGTERM or SIGHUP (handlers installed for the run turn those signals into :class:`Terminated`,
+a ``KeyboardInterrupt``, and are restored afterwards). On an interruption the trials finished so far are read
+before the manager stops and travel with the exception (``err.outcome``), so the caller can still write them.
+A failed trial is a result like any other:
 it is counted in :attr:`ResultSet.failed` and the experiment carries on with the next trial.
 
 Trials inherit the environment of the manager, which is started with this interpreter's ``bin`` folder first on
@@ -20,18 +24,21 @@ Example (not run here: it starts a real manager and trials)::
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adaptive_svdprune.resources import is_packaged, resolve_config
+from adaptive_svdprune.search.nni_results import job_view, parameters_by_id
 from adaptive_svdprune.search.space import check_search_space
-from adaptive_svdprune.tradeoffs.results import ResultSet, decode_metric
+from adaptive_svdprune.tradeoffs.results import ResultSet
 
 if TYPE_CHECKING:  # pragma: no cover
     from nni.experiment import ExperimentConfig
@@ -39,11 +46,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ENDED_STATUSES",
     "ExperimentOutcome",
+    "Terminated",
     "TrialEvent",
     "build_experiment_config",
     "free_port",
     "load_experiment_config",
     "run_experiment",
+    "trial_command_of",
 ]
 
 #: Trial statuses after which a trial runs no more.
@@ -54,6 +63,45 @@ _NO_MORE_TRIALS = ("NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL")
 # DONE, and trials it has queued but not yet submitted are not listed; its loop runs every 5 s, so "all listed
 # trials ended" must hold this long before we believe it.
 _SETTLE_S = 12.0
+
+
+#: Signals that stop a running experiment the way Ctrl-C does.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) arrived; unwinds like Ctrl-C so every ``finally`` runs.
+
+    ``signum`` is the signal (the CLI exits ``128 + signum``); ``outcome`` is set by :func:`run_experiment` to
+    what it read before stopping the manager.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While active, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; old handlers restored after.
+
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @dataclass(frozen=True)
@@ -120,24 +168,60 @@ def load_experiment_config(
     """An NNI experiment YAML (``nnictl create --config`` format), with optional overrides.
 
     Relative paths in the file are relative to the file, as with ``nnictl``; the overrides are taken relative
-    to the current directory.
+    to the current directory. A packaged config (a name such as ``demo``, see
+    :func:`adaptive_svdprune.resources.resolve_config`) runs its trials in the current directory and keeps NNI's
+    files under ``runs/nni`` there, not inside the installed package.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the name of a packaged one (``demo``, ``gqa``, ...).
         trials: ``maxTrialNumber``.
         concurrency: ``trialConcurrency``.
         working_directory: ``experimentWorkingDirectory`` (where NNI keeps logs, trials and its database).
         trial_args: extra arguments appended to ``trialCommand`` (e.g. ``"--limit 8"``).
         max_trial_duration: ``maxTrialDuration`` (e.g. ``"10m"``).
     """
+    import yaml
     from nni.experiment import ExperimentConfig
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"experiment config not found: {path}")
-    config = ExperimentConfig.load(str(path))
+    try:
+        path = resolve_config(path, "search")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"experiment config not found: {err}") from None
+    try:
+        config = ExperimentConfig.load(str(path))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except (AttributeError, AssertionError, TypeError, ValueError, KeyError) as err:  # NNI's schema errors
+        raise ValueError(f"{path} is not a valid NNI experiment config: {err}") from None
+    if is_packaged(path):
+        config.trial_code_directory = _absolute(".")
+        if working_directory is None:
+            working_directory = "runs/nni"
     _override(config, trials, concurrency, working_directory, trial_args, max_trial_duration)
+    try:
+        canonical = config.canonical_copy()  # NNI's own validation, now rather than when the manager starts
+    except (AttributeError, AssertionError, TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{path} is not a valid NNI experiment config: {err}") from None
+    if not trial_command_of(canonical).strip():
+        platform = canonical.training_service.platform
+        raise ValueError(f"{path}: trials would run an empty command on the {platform} training service; set "
+                         "trialCommand (NNI 3.0 reuse mode runs it, not worker.command)")
     return config
+
+
+def trial_command_of(canonical: ExperimentConfig) -> str:
+    """The command NNI 3.0 runs for each trial of a canonical config (``""`` when there is none).
+
+    Reuse mode, NNI 3.0's default on Kubernetes services, runs the top-level ``trialCommand`` in each pod; only
+    outside it does a Kubernetes service run its ``worker.command`` (DESIGN.md, "Traps").
+    """
+    service = canonical.training_service
+    worker = getattr(service, "worker", None)
+    if getattr(service, "platform", None) in ("kubeflow", "frameworkcontroller") and not getattr(
+        service, "reuse_mode", True
+    ) and worker is not None:
+        return str(worker.command or "")
+    return str(canonical.trial_command or "")
 
 
 def _override(
@@ -224,48 +308,6 @@ def _manager_environment(env: Mapping[str, str] | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _parameters_by_id(jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every parameter set the tuner sent, by parameter id (whichever trial it was submitted with)."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for job in jobs:
-        for raw in job.get("hyperParameters") or []:
-            record = json.loads(raw) if isinstance(raw, str) else raw
-            if isinstance(record, Mapping) and isinstance(record.get("parameters"), Mapping):
-                by_id[str(record.get("parameter_id"))] = dict(record["parameters"])
-    return by_id
-
-
-def _job_view(
-    job: Mapping[str, Any], by_id: Mapping[str, dict[str, Any]]
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The parameters a trial really ran (from its final metric's parameter id) and that metric.
-
-    NOTE: with trialConcurrency > 1, NNI 3.0's local training service gives each starting trial the next
-    queued parameter set, not the one the manager recorded for it, so the manager's trial -> parameters
-    records (``/trial-jobs``, ``export_data()``, the database's job events) can be swapped between trials.
-    The metric a trial reports carries the parameter id it really received: trust that. ``None`` parameters:
-    the trial reported nothing (it failed), so what it ran is not known.
-    """
-    finals = job.get("finalMetricData") or []
-    if not finals:
-        return None, None
-    metric = decode_metric(finals[-1].get("data"))
-    params = by_id.get(str(finals[-1].get("parameterId")))
-    return params, metric if isinstance(metric, dict) else None
-
-
-def _correct_parameters(results: ResultSet, jobs: list[dict[str, Any]]) -> ResultSet:
-    """Give each result the parameters its own final metric names (see :func:`_job_view`)."""
-    by_id = _parameters_by_id(jobs)
-    ran = {job["trialJobId"]: _job_view(job, by_id)[0] for job in jobs}
-    trials = []
-    for trial in results.trials:
-        params = ran.get(trial.trial_id)
-        trials.append(trial if params is None or params == trial.parameters else replace(trial, parameters=params))
-    results.trials = trials
-    return results
-
-
 def _wait(
     exp: Any, total: int | None, deadline: float | None, poll_s: float, on_trial: Callable[[TrialEvent], None] | None
 ) -> tuple[str, bool, list[str]]:
@@ -283,7 +325,7 @@ def _wait(
             if job["trialJobId"] not in seen:
                 seen.add(job["trialJobId"])
                 if on_trial is not None:
-                    params, metric = _job_view(job, _parameters_by_id(jobs))
+                    params, metric = job_view(job, parameters_by_id(jobs))
                     on_trial(TrialEvent(job["trialJobId"], job["status"], params, metric, job.get("stderrPath"),
                                         len(seen), total or len(jobs)))
         all_ended = bool(jobs) and len(ended) == len(jobs)
@@ -300,6 +342,13 @@ def _wait(
         time.sleep(poll_s)
 
 
+def _read_now(exp: Any, port: int, root: Path) -> ResultSet:
+    """Every trial so far, read while the manager runs (``export_data`` needs it; the database is the fallback)."""
+    from adaptive_svdprune.search.nni_results import read_experiment
+
+    return read_experiment(exp.id, port=port, root=root)  # REST route corrects the pairing itself
+
+
 def run_experiment(
     config: ExperimentConfig,
     port: int | None = None,
@@ -308,6 +357,7 @@ def run_experiment(
     on_trial: Callable[[TrialEvent], None] | None = None,
     quiet: bool = True,
     env: Mapping[str, str] | None = None,
+    on_start: Callable[[str, int], None] | None = None,
 ) -> ExperimentOutcome:
     """Start the experiment, wait for its trials, read them all, stop the manager (always).
 
@@ -319,14 +369,16 @@ def run_experiment(
         on_trial: called once for each trial that ends (progress reports).
         quiet: keep NNI's own log lines off stdout (they still go to the experiment's log file).
         env: extra environment variables for the manager and so for every trial (e.g. ``OMP_NUM_THREADS``).
+        on_start: called with the experiment id and port once the manager runs (to print the id at once).
 
     Raises:
-        ValueError: a search space the tuner cannot sample (see ``check_search_space``).
+        ValueError: a search space the tuner cannot sample (see ``check_search_space``), or a busy ``port``.
         RuntimeError: the manager could not be started.
+        KeyboardInterrupt: Ctrl-C, or :class:`Terminated` for SIGTERM/SIGHUP; the manager, its dispatcher and
+            the trials are stopped first, and ``err.outcome`` holds the trials finished until then (status
+            ``INTERRUPTED``; ``None`` when the manager had not started).
     """
-    from nni.experiment import Experiment, rest
-
-    from adaptive_svdprune.search.nni_results import read_experiment
+    from nni.experiment import Experiment
 
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
@@ -337,28 +389,42 @@ def run_experiment(
     tuner = config.tuner.name if config.tuner is not None else None
     canonical = config.canonical_copy()  # validates, and loads searchSpaceFile
     check_search_space(canonical.search_space, tuner)
+    if port is not None:
+        _check_port(port)
     root = Path(str(canonical.experiment_working_directory))
     root.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
     exp = Experiment(config)
     chosen = port if port is not None else free_port()
-    try:
-        with _manager_environment(env):
-            for attempt in range(3):
-                try:
-                    exp.start(chosen)
-                    break
-                except RuntimeError as err:  # another process took the free port in between: pick again
-                    if port is not None or "is not idle" not in str(err) or attempt == 2:
-                        raise
-                    chosen = free_port()
-        status, timed_out, errors = _wait(exp, config.max_trial_number, deadline, poll_s, on_trial)
-        # read while the manager runs (export_data needs it); the database is the fallback
-        results = _correct_parameters(read_experiment(exp.id, port=chosen, root=root),
-                                      rest.get(chosen, "/trial-jobs") or [])
-    finally:
-        exp.stop()
+    started = False
+    with stop_signals_raise():
+        try:
+            with _manager_environment(env):
+                for attempt in range(3):
+                    try:
+                        exp.start(chosen)
+                        break
+                    except RuntimeError as err:  # another process took the free port in between: pick again
+                        if port is not None or "is not idle" not in str(err) or attempt == 2:
+                            raise
+                        chosen = free_port()
+            started = True
+            if on_start is not None:
+                on_start(exp.id, chosen)
+            status, timed_out, errors = _wait(exp, config.max_trial_number, deadline, poll_s, on_trial)
+            results = _read_now(exp, chosen, root)
+        except KeyboardInterrupt as err:  # Ctrl-C or Terminated: keep what finished, then stop (finally)
+            outcome = None
+            if started:
+                with contextlib.suppress(Exception):
+                    outcome = ExperimentOutcome(exp.id, chosen, "INTERRUPTED", _read_now(exp, chosen, root), root,
+                                                wall_s=time.monotonic() - start,
+                                                errors=[f"interrupted: {err or 'Ctrl-C'}"])
+            err.outcome = outcome  # type: ignore[attr-defined]
+            raise
+        finally:
+            _stop_quietly(exp)
     return ExperimentOutcome(
         experiment_id=exp.id,
         port=chosen,
@@ -369,3 +435,28 @@ def run_experiment(
         wall_s=time.monotonic() - start,
         errors=errors,
     )
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port must be in 1..65535, got {port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("localhost", port))
+        except OSError:
+            raise ValueError(f"port {port} is busy (another process listens on it); choose another") from None
+
+
+def _stop_quietly(exp: Any) -> None:
+    """``exp.stop()`` with further stop signals held back, so a second SIGTERM cannot cut the clean-up short."""
+    held: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in STOP_SIGNALS}
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        exp.stop()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

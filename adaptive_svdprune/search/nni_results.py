@@ -25,12 +25,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from adaptive_svdprune.tradeoffs.results import ResultSet, decode_metric
 
-__all__ = ["FAILED_STATUSES", "experiment_dir", "read_experiment", "read_nni_database"]
+__all__ = [
+    "FAILED_STATUSES",
+    "correct_parameters",
+    "experiment_dir",
+    "job_view",
+    "parameters_by_id",
+    "read_experiment",
+    "read_nni_database",
+]
 
 #: Trial statuses that end a trial without a result.
 FAILED_STATUSES: tuple[str, ...] = ("FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
@@ -121,6 +131,48 @@ def read_nni_database(db_path: str | Path) -> ResultSet:
     return results
 
 
+def parameters_by_id(jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every parameter set the tuner sent, by parameter id (whichever trial it was submitted with)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        for raw in job.get("hyperParameters") or []:
+            record = json.loads(raw) if isinstance(raw, str) else raw
+            if isinstance(record, Mapping) and isinstance(record.get("parameters"), Mapping):
+                by_id[str(record.get("parameter_id"))] = dict(record["parameters"])
+    return by_id
+
+
+def job_view(
+    job: Mapping[str, Any], by_id: Mapping[str, dict[str, Any]]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The parameters a trial really ran (from its final metric's parameter id) and that metric.
+
+    NOTE: with trialConcurrency > 1, NNI 3.0's local training service gives each starting trial the next
+    queued parameter set, not the one the manager recorded for it, so the manager's trial -> parameters
+    records (``/trial-jobs``, ``export_data()``, the database's job events) can be swapped between trials.
+    The metric a trial reports carries the parameter id it really received: trust that. ``None`` parameters:
+    the trial reported nothing (it failed), so what it ran is not known.
+    """
+    finals = job.get("finalMetricData") or []
+    if not finals:
+        return None, None
+    metric = decode_metric(finals[-1].get("data"))
+    params = by_id.get(str(finals[-1].get("parameterId")))
+    return params, metric if isinstance(metric, dict) else None
+
+
+def correct_parameters(results: ResultSet, jobs: list[dict[str, Any]]) -> ResultSet:
+    """Give each result the parameters its own final metric names (see :func:`job_view`)."""
+    by_id = parameters_by_id(jobs)
+    ran = {job["trialJobId"]: job_view(job, by_id)[0] for job in jobs}
+    trials = []
+    for trial in results.trials:
+        params = ran.get(trial.trial_id)
+        trials.append(trial if params is None or params == trial.parameters else replace(trial, parameters=params))
+    results.trials = trials
+    return results
+
+
 def _read_rest(port: int, experiment_id: str | None) -> ResultSet:
     from nni.experiment import Experiment
 
@@ -128,7 +180,8 @@ def _read_rest(port: int, experiment_id: str | None) -> ResultSet:
     if experiment_id is not None and experiment.id != experiment_id:
         raise ValueError(f"port {port} serves experiment {experiment.id!r}, not {experiment_id!r}")
     results = ResultSet(source=f"nni experiment {experiment.id} (port {port})")
-    for job in experiment.list_trial_jobs():
+    jobs = experiment.list_trial_jobs()
+    for job in jobs:
         if job.status in FAILED_STATUSES:
             results.failed[job.trialJobId] = job.status
         elif job.status != "SUCCEEDED":
@@ -138,7 +191,16 @@ def _read_rest(port: int, experiment_id: str | None) -> ResultSet:
     exported = experiment.export_data()
     for record in exported:
         results.add(record.trialJobId, record.parameter or {}, record.value)
-    return results
+    # export_data pairs trials with the parameters NNI recorded, which concurrency can swap: use the reported id
+    return correct_parameters(results, [_job_record(job) for job in jobs])
+
+
+def _job_record(job: Any) -> dict[str, Any]:
+    """A ``TrialJob`` of ``Experiment.list_trial_jobs()`` in the ``/trial-jobs`` JSON shape :func:`job_view` reads."""
+    params = [vars(h) if hasattr(h, "__dict__") else h for h in getattr(job, "hyperParameters", None) or []]
+    finals = [{"parameterId": getattr(m, "parameterId", None), "data": getattr(m, "data", None)}
+              for m in getattr(job, "finalMetricData", None) or [] if hasattr(m, "data")]
+    return {"trialJobId": job.trialJobId, "hyperParameters": params, "finalMetricData": finals}
 
 
 def read_experiment(experiment_id: str, port: int | None = None, root: str | Path | None = None) -> ResultSet:

@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adaptive_svdprune.tradeoffs.results import normalize_budget
+from adaptive_svdprune.tradeoffs.results import PARAMETER_KEYS, normalize_budget
 
 __all__ = [
     "DEFAULT_BUDGETS",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Keys a trial understands; anything else in a search space or ``--params`` is an error.
-TRIAL_PARAMETERS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens")
+TRIAL_PARAMETERS: tuple[str, ...] = PARAMETER_KEYS
 DEFAULT_BUDGETS: tuple[int, ...] = (16, 32, 64, 128, 192)
 #: Tuners that run with NNI 3.0 on today's numpy/ConfigSpace (see DESIGN.md, "Traps").
 SUPPORTED_TUNERS: tuple[str, ...] = ("TPE", "Random", "Evolution", "GridSearch", "GP", "Metis")
@@ -78,14 +78,70 @@ def search_space(
     return space
 
 
+#: NNI sampling types whose ``_value`` is a list of choices, and those whose ``_value`` is ``[low, high(, q)]``.
+_CHOICE_TYPES = ("choice",)
+_RANGE_TYPES = ("uniform", "quniform", "loguniform", "qloguniform", "randint")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_value(name: str, value: Any) -> None:
+    """One value a tuner may hand a trial for ``name``; ``ValueError`` naming both when a trial would fail."""
+    if name == "variance_threshold":
+        if not _is_number(value) or not 0 < value <= 1:
+            raise ValueError(f"search space: variance_threshold must be a number in (0, 1], got {value!r}")
+    elif name == "budget":
+        adaptive = isinstance(value, str) and value.strip().lower() == "adaptive"
+        if not adaptive and (not _is_number(value) or value < 1 or float(value) != int(value)):
+            raise ValueError(f"search space: budget must be a positive int or 'adaptive', got {value!r}")
+    elif not _is_number(value) or value < 1 or float(value) != int(value):  # min_tokens, max_tokens
+        raise ValueError(f"search space: {name} must be a positive int, got {value!r}")
+
+
+def _check_entry(name: str, spec: Any) -> None:
+    if not isinstance(spec, Mapping) or "_type" not in spec or "_value" not in spec:
+        raise ValueError(f"search space entry {name!r} must be {{'_type': ..., '_value': [...]}}, got {spec!r}")
+    kind, values = spec["_type"], spec["_value"]
+    if kind not in (*_CHOICE_TYPES, *_RANGE_TYPES):
+        raise ValueError(f"search space: {name} has _type {kind!r}; use one of {[*_CHOICE_TYPES, *_RANGE_TYPES]}")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"search space: {name} _value must be a non-empty list, got {values!r}")
+    if kind in _CHOICE_TYPES:
+        for value in values:
+            _check_value(name, value)
+        return
+    expected = 3 if kind.startswith("q") else 2
+    if len(values) != expected or not all(_is_number(v) for v in values):
+        shape = "[low, high, q]" if expected == 3 else "[low, high]"
+        raise ValueError(f"search space: {name} {kind} needs {expected} numbers {shape}, got {values!r}")
+    low, high = values[0], values[1]
+    if low > high or (expected == 3 and values[2] <= 0):
+        raise ValueError(f"search space: {name} {kind} needs low <= high (and q > 0), got {values!r}")
+    if name == "budget" and kind in ("uniform", "loguniform"):
+        raise ValueError(f"search space: budget {kind} gives fractional budgets; use choice, randint or quniform")
+    _check_value(name, low)
+    # randint's high is exclusive; the others reach it
+    _check_value(name, high - 1 if kind == "randint" and high > low else high)
+
+
 def check_search_space(space: Mapping[str, Any], tuner: str | None = None) -> None:
-    """Reject spaces a trial or the tuner cannot handle, with a message that names the problem.
+    """Reject spaces a trial or the tuner cannot handle, with a message that names the key and the value.
+
+    Every value a tuner can sample is checked as a trial would check it (epsilon in ``(0, 1]``, positive
+    integer budgets or ``"adaptive"``, positive token clips), so a bad space fails before NNI starts instead
+    of failing every trial with the reason buried in the trial logs.
 
     Example:
         >>> check_search_space(search_space(), tuner="GP")
         Traceback (most recent call last):
         ...
         ValueError: tuner GP accepts numeric choices only, but budget has ['adaptive']; use search_space(adaptive=False)
+        >>> check_search_space({"variance_threshold": {"_type": "choice", "_value": [0.9, 1.5]}})
+        Traceback (most recent call last):
+        ...
+        ValueError: search space: variance_threshold must be a number in (0, 1], got 1.5
     """
     if not isinstance(space, Mapping) or not space:
         raise ValueError(f"a search space must be a non-empty dict, got {space!r}")
@@ -93,8 +149,7 @@ def check_search_space(space: Mapping[str, Any], tuner: str | None = None) -> No
     if unknown:
         raise ValueError(f"unknown search space keys {unknown}; a trial understands {list(TRIAL_PARAMETERS)}")
     for name, spec in space.items():
-        if not isinstance(spec, Mapping) or "_type" not in spec or "_value" not in spec:
-            raise ValueError(f"search space entry {name!r} must be {{'_type': ..., '_value': [...]}}, got {spec!r}")
+        _check_entry(name, spec)
     if tuner is None:
         return
     if tuner not in SUPPORTED_TUNERS:

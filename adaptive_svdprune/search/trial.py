@@ -5,9 +5,11 @@ YAMLs in ``search/``). Under NNI the parameters come from ``nni.get_next_paramet
 gives fixed values for keys the space does not search); outside NNI ``--params '{"variance_threshold": 0.9,
 "budget": 64}'`` is required. The trial reports an intermediate result per evaluated chunk (one chunk unless
 ``--report-every N``) and the final dict ``{"default": objective, "accuracy", "tflops", "mean_kept_tokens",
-...}`` (see :mod:`adaptive_svdprune.tradeoffs.objective`); the unpruned TFLOPs the evaluation reports are the
-normaliser of the scalarised objective. Any error prints its traceback and exits with status 1, so NNI marks
-the trial FAILED and the experiment goes on with the next one.
+...}`` (see :mod:`adaptive_svdprune.tradeoffs.objective`) plus the parameters it ran and their ``parameter_id``
+(:func:`with_parameters`): NNI 3.0 can pair concurrent trials with the wrong parameters in its exports, and a
+result that names its own parameters is read correctly from any route. The unpruned TFLOPs the evaluation
+reports are the normaliser of the scalarised objective. Any error prints its traceback and exits with status 1,
+so NNI marks the trial FAILED and the experiment goes on with the next one.
 
 The core, :func:`run_trial`, is a plain function of the parameters and :class:`TrialSettings`; the evaluation
 is injectable, so it is tested without NNI or a model.
@@ -27,13 +29,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptive_svdprune.search.space import parse_trial_parameters
+from adaptive_svdprune.resources import resolve_data
+from adaptive_svdprune.search.space import TRIAL_PARAMETERS, parse_trial_parameters
 from adaptive_svdprune.tradeoffs.objective import OBJECTIVE_MODES, ObjectiveConfig, ObjectiveMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptive_svdprune.evaluation import EvalConfig
 
-__all__ = ["Evaluate", "TrialSettings", "build_parser", "eval_config", "main", "run_trial", "trial_metrics"]
+__all__ = [
+    "Evaluate",
+    "TrialSettings",
+    "build_parser",
+    "eval_config",
+    "main",
+    "run_trial",
+    "trial_metrics",
+    "with_parameters",
+]
 
 #: ``run_evaluation``'s signature: config in, metrics dict out.
 Evaluate = Callable[["EvalConfig"], Mapping[str, Any]]
@@ -148,7 +160,7 @@ def eval_config(params: Mapping[str, Any], settings: TrialSettings, limit: int |
     return EvalConfig(
         model=settings.model,
         task=settings.task,
-        data=settings.data,
+        data=str(resolve_data(settings.data)),  # the bundled fixtures when run from outside a checkout
         method="svd",
         variance_threshold=parsed["variance_threshold"],
         budget=parsed["budget"],
@@ -236,6 +248,17 @@ def run_trial(
         limit = limit + step if stop is None else min(limit + step, stop)
 
 
+def with_parameters(final: Mapping[str, Any], params: Mapping[str, Any], parameter_id: Any) -> dict[str, Any]:
+    """The final metric with the parameters the trial ran (same keys as the search space) and their id.
+
+    Example:
+        >>> with_parameters({"default": 0.5}, {"variance_threshold": 0.9, "budget": "adaptive"}, 3)
+        {'default': 0.5, 'variance_threshold': 0.9, 'budget': 'adaptive', 'parameter_id': 3}
+    """
+    ran = {k: params[k] for k in TRIAL_PARAMETERS if k in params}
+    return {**final, **ran, **({} if parameter_id is None else {"parameter_id": parameter_id})}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``python -m adaptive_svdprune.search.trial`` (one per :class:`TrialSettings` field)."""
     p = argparse.ArgumentParser(prog="python -m adaptive_svdprune.search.trial", description=__doc__.split("\n")[0])
@@ -290,6 +313,8 @@ def main(argv: Sequence[str] | None = None, evaluate: Evaluate | None = None) ->
             params = fixed
         print(f"trial {nni.get_trial_id()}: parameters {json.dumps(params)}", flush=True)
         final = run_trial(params, settings, evaluate=evaluate, report=nni.report_intermediate_result)
+        record = nni.trial._params  # what this trial received, with its parameter id (None outside NNI)
+        final = with_parameters(final, params, record.get("parameter_id") if record else None)
         nni.report_final_result(final)
     except Exception:  # any failure: non-zero exit, so NNI marks the trial FAILED and carries on
         traceback.print_exc()

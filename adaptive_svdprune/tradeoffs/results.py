@@ -11,7 +11,14 @@ Shapes handled (checked against NNI 3.0):
   float for a scalar metric) and ``.trialJobId``;
 * the REST ``/export-data`` payload and ``nnictl experiment export --type json`` files: the same keys, with
   ``value`` a JSON *string*;
+* ``nnictl experiment export --type csv`` files: one row per trial, the parameter columns, the metric's keys
+  and ``trialJobId`` (the metric's keys overwrite parameters of the same name, as nnictl writes them);
 * our own JSON (:func:`save_results`, or the ``trials`` of a ``pareto.json``).
+
+Which parameters a trial ran: NNI 3.0 can pair concurrent trials with the wrong parameter sets in its REST
+API and exports (DESIGN.md, "Traps"). Our trials therefore report the parameters they received, with their
+``parameter_id``, inside the final metric (:data:`PARAMETER_KEYS`); every reader here takes them from there
+first and only falls back to the parameters NNI recorded next to the metric.
 
 Example:
     >>> rs = from_nni_export([
@@ -33,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "PARAMETER_KEYS",
     "ResultSet",
     "TrialResult",
     "decode_metric",
+    "from_nni_csv",
     "from_nni_export",
     "load_results",
     "normalize_budget",
@@ -44,6 +53,8 @@ __all__ = [
 ]
 
 _RAW_KEYS = ("default", "accuracy", "tflops", "mean_kept_tokens")
+#: The parameters of a trial (the search space's keys); a final metric that carries them names what really ran.
+PARAMETER_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens")
 
 
 def normalize_budget(value: Any) -> int | None:
@@ -179,7 +190,8 @@ def trial_from_metric(trial_id: str, parameters: Mapping[str, Any], value: Any) 
             numbers[key] = float(raw)
         except (TypeError, ValueError):
             raise ValueError(f"final metric {key} is not a number: {raw!r}") from None
-    params = dict(parameters)
+    # the parameters the trial says it ran win over the ones NNI paired it with (see the module docstring)
+    params = {**dict(parameters), **{k: metric[k] for k in PARAMETER_KEYS if k in metric}}
     return TrialResult(
         trial_id=str(trial_id),
         parameters=params,
@@ -187,7 +199,7 @@ def trial_from_metric(trial_id: str, parameters: Mapping[str, Any], value: Any) 
         tflops=numbers["tflops"],
         mean_kept_tokens=numbers["mean_kept_tokens"],
         objective=numbers["default"],
-        metrics={k: v for k, v in metric.items() if k not in _RAW_KEYS},
+        metrics={k: v for k, v in metric.items() if k not in _RAW_KEYS and k not in PARAMETER_KEYS},
     )
 
 
@@ -248,11 +260,53 @@ def from_nni_export(data: Iterable[Any], source: str = "nni export") -> ResultSe
     return results
 
 
+def _csv_value(text: str) -> Any:
+    """A CSV cell as the JSON value nnictl wrote (numbers, ``"adaptive"``, ...); empty cells are ``None``."""
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def from_nni_csv(path: str | Path) -> ResultSet:
+    """Read an ``nnictl experiment export --type csv`` file (parameters and metric keys side by side).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        ...     _ = f.write("budget,variance_threshold,default,accuracy,tflops,mean_kept_tokens,trialJobId\\n"
+        ...                 "adaptive,0.9,0.5,0.6,1.5,80,a\\n")
+        >>> [(t.trial_id, t.budget, t.variance_threshold) for t in from_nni_csv(f.name).trials]
+        [('a', None, 0.9)]
+    """
+    import csv
+
+    path = Path(path)
+    results = ResultSet(source=str(path))
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "trialJobId" not in reader.fieldnames:
+            raise ValueError(f"{path}: not an nnictl CSV export (no trialJobId column); columns: {reader.fieldnames}")
+        for index, row in enumerate(reader):
+            values = {k: _csv_value(v or "") for k, v in row.items() if k is not None}
+            trial_id = str(values.pop("trialJobId") or f"#{index}")
+            metric = {k: v for k, v in values.items() if v is not None}
+            params = {k: metric[k] for k in PARAMETER_KEYS if k in metric}
+            if "reward" in metric and "default" not in metric:
+                metric["default"] = metric.pop("reward")
+            results.add(trial_id, params, metric)
+    return results
+
+
 def load_results(path: str | Path) -> ResultSet:
-    """Load trials from JSON: our list of trial dicts, an NNI export list, or a ``pareto.json`` document."""
+    """Load trials from JSON (our list of trial dicts, an NNI export list, a ``pareto.json``) or an nnictl CSV."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
+    if path.suffix.lower() == ".csv":
+        return from_nni_csv(path)
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:

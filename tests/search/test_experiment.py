@@ -17,12 +17,13 @@ import yaml
 
 from adaptive_svdprune.models.tiny import tiny_llava_path
 from adaptive_svdprune.search.experiment import (
-    _correct_parameters,
     build_experiment_config,
     free_port,
     load_experiment_config,
     run_experiment,
+    trial_command_of,
 )
+from adaptive_svdprune.search.nni_results import correct_parameters
 from adaptive_svdprune.search.space import check_search_space, search_space
 from adaptive_svdprune.search.trial import build_parser, settings_from_args
 from adaptive_svdprune.tradeoffs.results import ResultSet
@@ -75,27 +76,66 @@ def test_run_experiment_rejects_before_starting(tmp_path: Path) -> None:
     assert not (tmp_path / "nni").exists()
 
 
+def _canonical(path: Path, tmp_path: Path) -> Any:
+    """NNI's own loader and validation of a shipped YAML (remote machines get an existing dummy SSH key)."""
+    from nni.experiment import ExperimentConfig
+
+    config = ExperimentConfig.load(str(path))
+    for machine in getattr(config.training_service, "machine_list", None) or []:
+        key = tmp_path / "id_ed25519"
+        key.write_text("dummy")
+        machine.ssh_key_file = str(key)
+    return config.canonical_copy()
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_shipped_configs(path: Path) -> None:
+def test_shipped_configs(path: Path, tmp_path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
-    service = raw["trainingService"]
-    command = raw.get("trialCommand") or service["worker"]["command"]
+    canonical = _canonical(path, tmp_path)
+    service = canonical.training_service
+    command = trial_command_of(canonical)
     words = shlex.split(command)
-    assert words[:3] == ["python", "-m", "adaptive_svdprune.search.trial"]
+    assert words[:3] == ["python", "-m", "adaptive_svdprune.search.trial"], f"{path.name} runs {command!r}"
     settings = settings_from_args(build_parser().parse_args(words[3:]))
-    space = json.loads((path.parent / raw["searchSpaceFile"]).read_text())
-    check_search_space(space, raw["tuner"]["name"])
-    assert raw["tuner"]["classArgs"]["optimize_mode"] == "maximize"
+    check_search_space(canonical.search_space, canonical.tuner.name)
+    assert canonical.tuner.class_args["optimize_mode"] == "maximize"
+    assert service.platform in ("local", "remote", "kubeflow")
+    if service.platform == "remote":  # NNI 3.0's maintained remote service, not the older reuse path
+        assert service.reuse_mode is False and raw["trainingService"]["reuseMode"] is False
+    if service.platform == "kubeflow":  # reuse mode runs the top-level command; the worker's must agree
+        assert service.reuse_mode is True and shlex.split(service.worker.command) == words
     if path.stem == "demo":
         assert settings.model == "tiny" and (ROOT / settings.data).is_dir()
     else:
         assert settings.model == "llava-hf/llava-1.5-7b-hf" and settings.dtype == "float16"
-        gpus = service.get("machineList", [service])[0] if service["platform"] != "kubeflow" else service["worker"]
-        assert raw.get("trialGpuNumber", gpus.get("gpuNumber")) == 1
-    if service["platform"] == "local":  # templates for other services need real hosts/clusters to validate
-        canonical = load_experiment_config(path).canonical_copy()
+        gpus = service.worker.gpu_number if service.platform == "kubeflow" else canonical.trial_gpu_number
+        assert gpus == 1
+    if service.platform == "local":
         assert canonical.trial_code_directory == str(ROOT)
         assert canonical.experiment_working_directory == str(ROOT / "runs" / "nni")
+
+
+@pytest.mark.parametrize(
+    ("platform", "reuse", "runs"),
+    [("kubeflow", True, "top"), ("kubeflow", False, "worker"), ("remote", False, "top")],
+    ids=["kubeflow-reuse", "kubeflow-legacy", "remote"],
+)
+def test_command_a_trial_runs_follows_reuse_mode(platform: str, reuse: bool, runs: str) -> None:
+    from types import SimpleNamespace
+
+    service = SimpleNamespace(platform=platform, reuse_mode=reuse, worker=SimpleNamespace(command="worker"))
+    assert trial_command_of(SimpleNamespace(training_service=service, trial_command="top")) == runs
+
+
+def test_templates_before_the_fix_are_rejected(tmp_path: Path) -> None:
+    """The old kubeflow template (no top-level trialCommand) runs an empty command under reuse mode."""
+    raw = yaml.safe_load((ROOT / "search" / "kubeflow.yml").read_text())
+    del raw["trialCommand"]
+    raw["searchSpaceFile"] = str(ROOT / "search" / raw["searchSpaceFile"])
+    (tmp_path / "old.yml").write_text(yaml.safe_dump(raw))
+    assert trial_command_of(_canonical(tmp_path / "old.yml", tmp_path)) == ""
+    with pytest.raises(ValueError, match="empty command on the kubeflow training service"):
+        load_experiment_config(tmp_path / "old.yml")
 
 
 def _job(trial: str, submitted: int, ran: int | None, params: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -114,16 +154,16 @@ def test_correct_parameters_trusts_the_reported_parameter_id() -> None:
     for trial, submitted, kept in (("A", 0, 64), ("B", 1, 16)):
         metric = {"default": 0.1, "accuracy": 0.5, "tflops": kept / 100, "mean_kept_tokens": kept}
         results.add(trial, params[submitted], metric)  # as the manager recorded them: swapped
-    fixed = {t.trial_id: t for t in _correct_parameters(results, jobs).trials}
+    fixed = {t.trial_id: t for t in correct_parameters(results, jobs).trials}
     assert fixed["A"].parameters == params[1] and fixed["A"].budget == fixed["A"].mean_kept_tokens == 64
     assert fixed["B"].parameters == params[0] and fixed["B"].budget == fixed["B"].mean_kept_tokens == 16
 
 
 def test_real_experiment_with_a_failing_trial(tmp_path: Path) -> None:
-    """Two real trials on the tiny model, run at once: one crashes (epsilon 1.5), the other still reports."""
+    """Two real trials on the tiny model, run at once: one crashes (min_tokens > max_tokens), the other reports."""
     cache_root = tiny_llava_path().parent  # reuse the built checkpoint although HOME moves below
-    space = {"variance_threshold": {"_type": "choice", "_value": [0.9, 1.5]}, "budget": {"_type": "choice",
-                                                                                        "_value": [16]}}
+    space = {"variance_threshold": {"_type": "choice", "_value": [0.9]}, "budget": {"_type": "choice", "_value": [16]},
+             "min_tokens": {"_type": "choice", "_value": [1, 64]}, "max_tokens": {"_type": "choice", "_value": [32]}}
     (tmp_path / "space.json").write_text(json.dumps(space))
     command = shlex.join([sys.executable, "-m", "adaptive_svdprune.search.trial", "--task", "gqa", "--data",
                           str(FIXTURES / "gqa"), "--limit", "2", "--batch-size", "2", "--max-new-tokens", "2",
@@ -148,7 +188,8 @@ def test_real_experiment_with_a_failing_trial(tmp_path: Path) -> None:
     assert document["status"] == "DONE" and not document["timed_out"]
     assert document["n_trials"] == 1 and list(document["failed_trials"].values()) == ["FAILED"]
     (trial,) = document["trials"]
-    assert trial["parameters"] == {"variance_threshold": 0.9, "budget": 16}
+    assert trial["parameters"] == {"variance_threshold": 0.9, "budget": 16, "min_tokens": 1, "max_tokens": 32}
+    assert isinstance(trial["metrics"]["parameter_id"], int)  # the trial names the parameters it ran
     assert trial["mean_kept_tokens"] == 16.0 and 0 < trial["tflops"] < trial["metrics"]["tflops_unpruned_per_sample"]
     assert [t["trial_id"] for t in document["front"]] == [trial["trial_id"]]
     assert (out / "pareto.png").stat().st_size > 0
