@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "prune_llava": "adaptive_svdprune.models.llava",
     "PrunedLlava": "adaptive_svdprune.models.llava",
     "load_llava": "adaptive_svdprune.models.llava",
+    "prune_model": "adaptive_svdprune.models.families",
+    "load_model": "adaptive_svdprune.models.families",
     "build_tiny_llava": "adaptive_svdprune.models.tiny",
     "count_flops": "adaptive_svdprune.flops",
     "batch_flops": "adaptive_svdprune.flops",

@@ -1,4 +1,5 @@
-"""Model integration: the pruning wrapper, vision features and their on-disk cache, named offline checkpoints.
+"""Model integration: the pruning wrappers (one per family, picked by ``prune_model``), vision features and
+their on-disk cache, named offline checkpoints.
 
 Importing this package does not import transformers; the names below are loaded on first use.
 """
@@ -21,6 +22,18 @@ _LAZY: dict[str, str] = {
     "tiny_llava_path": "adaptive_svdprune.models.tiny",
     "FeatureCache": "adaptive_svdprune.models.feature_cache",
     "model_cache_key": "adaptive_svdprune.models.feature_cache",
+    "prune_model": "adaptive_svdprune.models.families",
+    "load_model": "adaptive_svdprune.models.families",
+    "register_family": "adaptive_svdprune.models.families",
+    "supported_model_classes": "adaptive_svdprune.models.families",
+    "AnyresFeatures": "adaptive_svdprune.models.llava_next",
+    "PrunedLlavaNext": "adaptive_svdprune.models.llava_next",
+    "PrunedLlavaOnevision": "adaptive_svdprune.models.llava_next",
+    "AnyresImage": "adaptive_svdprune.models.anyres",
+    "select_anyres": "adaptive_svdprune.models.anyres",
+    "build_tiny_anyres": "adaptive_svdprune.models.tiny_next",
+    "tiny_next_path": "adaptive_svdprune.models.tiny_next",
+    "tiny_onevision_path": "adaptive_svdprune.models.tiny_next",
     "MODEL_NAMES": "adaptive_svdprune.models.names",
     "register_model_name": "adaptive_svdprune.models.names",
     "resolve_model_path": "adaptive_svdprune.models.names",

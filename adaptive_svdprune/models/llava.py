@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -112,11 +112,11 @@ class PrunedLlava:
         last_cache_lengths: prompt positions held in the KV cache per prompt after the last prefill.
     """
 
-    def __init__(self, model: nn.Module, config: SelectorConfig, pad_token_id: int | None = None) -> None:
-        from transformers import LlavaForConditionalGeneration
+    #: processor outputs besides ids, mask and pixels that a family's image path needs (LLaVA-NeXT: image_sizes)
+    image_input_names: ClassVar[tuple[str, ...]] = ()
 
-        if not isinstance(model, LlavaForConditionalGeneration):
-            raise TypeError(f"prune_llava needs a LlavaForConditionalGeneration, got {type(model).__name__}")
+    def __init__(self, model: nn.Module, config: SelectorConfig, pad_token_id: int | None = None) -> None:
+        self._check_model(model)
         self.model: Any = model
         self.config = config
         self.pad_token_id = pad_token_id if pad_token_id is not None else self._default_pad_id(model)
@@ -124,6 +124,16 @@ class PrunedLlava:
         self.last_kept_counts: list[int] = []
         self.last_inputs: PreparedInputs | None = None
         self.last_cache_lengths: list[int] = []
+
+    @staticmethod
+    def _check_model(model: nn.Module) -> None:
+        from transformers import LlavaForConditionalGeneration
+
+        if not isinstance(model, LlavaForConditionalGeneration):
+            raise TypeError(f"prune_llava needs a LlavaForConditionalGeneration, got {type(model).__name__}")
+
+    def _pop_image_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {k: kwargs.pop(k) for k in self.image_input_names if k in kwargs}
 
     @staticmethod
     def _default_pad_id(model: Any) -> int:
@@ -146,7 +156,7 @@ class PrunedLlava:
         return int(self.model.config.image_token_id)
 
     def __repr__(self) -> str:
-        return f"PrunedLlava({type(self.model).__name__}, config={self.config!r})"
+        return f"{type(self).__name__}({type(self.model).__name__}, config={self.config!r})"
 
     def _needs_cls_attention(self) -> bool:
         return "cls_attention" in self.config.requires
@@ -260,7 +270,8 @@ class PrunedLlava:
             self.model.model.language_model, prepared.inputs_embeds, prepared.attention_mask,
             prepared.position_ids, prepared.image_spans, config.budget, config.fastv_layer,
         )
-        scores = torch.stack(result.image_scores).float()
+        # images of different lengths (anyres) pad their scores with -inf
+        scores = nn.utils.rnn.pad_sequence(result.image_scores, batch_first=True, padding_value=float("-inf")).float()
         selection = TokenSelection(result.kept_image_indices, scores, torch.zeros(scores.shape[0], dtype=torch.long),
                                    method="fastv")
         self._record(prepared, selection, result.attention_mask.sum(-1).tolist())
@@ -283,7 +294,8 @@ class PrunedLlava:
             ``processor.batch_decode(tokens, skip_special_tokens=True)``. With ``return_dict_in_generate=True``
             the ``generate`` output object is returned as is. FastV supports greedy decoding only.
         """
-        prepared = self.prepare_inputs(input_ids, attention_mask, pixel_values, image_features)
+        prepared = self.prepare_inputs(input_ids, attention_mask, pixel_values, image_features,
+                                       **self._pop_image_inputs(generate_kwargs))
         if self.config.method == "fastv":
             unknown = sorted(set(generate_kwargs) - _FASTV_GENERATE_KEYS)
             if unknown:
@@ -323,7 +335,8 @@ class PrunedLlava:
         """
         from transformers.models.llava.modeling_llava import LlavaCausalLMOutputWithPast
 
-        prepared = self.prepare_inputs(input_ids, attention_mask, pixel_values, image_features)
+        prepared = self.prepare_inputs(input_ids, attention_mask, pixel_values, image_features,
+                                       **self._pop_image_inputs(forward_kwargs))
         if self.config.method == "fastv":
             result = self._fastv(prepared)
             keep = forward_kwargs.get("logits_to_keep", 0)

@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["collapse_image_placeholders", "image_placeholder_runs", "images_per_prompt"]
+__all__ = ["collapse_image_placeholders", "image_placeholder_runs", "images_per_prompt", "split_runs_by_length"]
 
 
 def image_placeholder_runs(
@@ -61,6 +61,46 @@ def image_placeholder_runs(
     return runs
 
 
+def split_runs_by_length(
+    rows: Sequence[torch.Tensor], image_token_id: int, lengths: Sequence[int]
+) -> list[list[tuple[int, int]]]:
+    """Per row, ``(start, length)`` of each image's placeholders when images have their own lengths.
+
+    Anyres models (LLaVA-NeXT, OneVision) give every image its own placeholder count; images written back to back
+    form one run, which is cut by the lengths of the images it holds, in reading order over the whole batch.
+
+    Example:
+        >>> split_runs_by_length([torch.tensor([1, 9, 9, 9, 2]), torch.tensor([9, 9, 3])], 9, [1, 2, 2])
+        [[(1, 1), (2, 2)], [(0, 2)]]
+    """
+    lengths = [int(n) for n in lengths]
+    out: list[list[tuple[int, int]]] = []
+    image = 0
+    for b, row in enumerate(rows):
+        row_runs: list[tuple[int, int]] = []
+        for start, length in image_placeholder_runs(row, image_token_id):
+            cursor = start
+            while cursor < start + length:
+                if image >= len(lengths):
+                    raise ValueError(f"the prompts hold more image placeholders than the {len(lengths)} images' "
+                                     f"{sum(lengths)}; each image needs its own <image> in the prompt")
+                if cursor + lengths[image] > start + length:
+                    raise ValueError(
+                        f"prompt {b}: a run of {length} image placeholders at position {start} does not fit the "
+                        f"images' lengths {lengths[image:]}; were the prompts made by this model's processor "
+                        "from these images?"
+                    )
+                row_runs.append((cursor, lengths[image]))
+                cursor += lengths[image]
+                image += 1
+        out.append(row_runs)
+    if image != len(lengths):
+        per_prompt = [len(r) for r in out]
+        raise ValueError(f"{len(lengths)} images were given but the prompts hold {image} image placeholder runs "
+                         f"({per_prompt} per prompt); each image needs its own <image> in the prompt")
+    return out
+
+
 def _valid_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[torch.Tensor]:
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
@@ -96,7 +136,7 @@ def collapse_image_placeholders(
     image_token_id: int,
     pad_token_id: int,
     padding_side: Literal["left", "right"] = "left",
-    tokens_per_image: int | None = None,
+    tokens_per_image: int | Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shorten each image's placeholder run to its kept count and re-pad the batch.
 
@@ -107,7 +147,8 @@ def collapse_image_placeholders(
         image_token_id: the placeholder id (``model.config.image_token_id``).
         pad_token_id: id written at the new padding positions.
         padding_side: side of the new padding; ``"left"`` for generation.
-        tokens_per_image: placeholders per image before collapsing (see :func:`image_placeholder_runs`).
+        tokens_per_image: placeholders per image before collapsing (see :func:`image_placeholder_runs`), or one
+            count per image in reading order when they differ (anyres models, see :func:`split_runs_by_length`).
 
     Returns:
         ``(new_ids, new_mask)`` of shape ``(B, L')`` where ``L'`` is the longest collapsed prompt; ``new_ids``
@@ -123,7 +164,10 @@ def collapse_image_placeholders(
     if any(c < 0 for c in counts):
         raise ValueError(f"counts must be >= 0, got {counts}")
     rows = _valid_rows(input_ids, attention_mask)
-    runs = [image_placeholder_runs(r, image_token_id, tokens_per_image) for r in rows]
+    if tokens_per_image is None or isinstance(tokens_per_image, int):
+        runs = [image_placeholder_runs(r, image_token_id, tokens_per_image) for r in rows]
+    else:
+        runs = split_runs_by_length(rows, image_token_id, tokens_per_image)
     n_runs = sum(len(r) for r in runs)
     if n_runs != len(counts):
         per_prompt = [len(r) for r in runs]
