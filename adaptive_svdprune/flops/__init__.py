@@ -27,6 +27,7 @@ from adaptive_svdprune.flops._core import (
 )
 from adaptive_svdprune.flops._costs import ComponentCosts
 from adaptive_svdprune.flops._counted import build_meta_modules, count_forward, counted_costs
+from adaptive_svdprune.flops._qwen import qwen_vl_batch_flops, qwen_vl_flops, qwen_vl_grid
 from adaptive_svdprune.flops._selection import SELECTION_SOLVERS, selection_flops
 
 __all__ = [
@@ -46,5 +47,8 @@ __all__ = [
     "image_token_count",
     "kv_cache_bytes",
     "load_arch_config",
+    "qwen_vl_batch_flops",
+    "qwen_vl_flops",
+    "qwen_vl_grid",
     "selection_flops",
 ]

@@ -24,7 +24,7 @@ def bundled_archs() -> list[str]:
 
     Example:
         >>> bundled_archs()
-        ['llava-1.5-13b', 'llava-1.5-7b']
+        ['llava-1.5-13b', 'llava-1.5-7b', 'qwen2.5-vl-7b']
     """
     folder = resources.files(_ARCH_PACKAGE) / _ARCH_FOLDER
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
@@ -93,6 +93,9 @@ def image_token_count(config: Any) -> int:
         576
     """
     vision = config.vision_config
+    if getattr(vision, "image_size", None) is None:  # Qwen2(.5)-VL: native resolution
+        raise ValueError(f"{config.model_type!r} models take images at native resolution, so the token count "
+                         "depends on the image size: use qwen_vl_flops(config, image_size=(height, width))")
     patches = (int(vision.image_size) // int(vision.patch_size)) ** 2
     keeps_cls = getattr(config, "vision_feature_select_strategy", "default") == "full"
     return patches + (1 if keeps_cls else 0)

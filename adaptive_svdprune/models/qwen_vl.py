@@ -48,10 +48,10 @@ from adaptive_svdprune.pruning.config import BaselineConfig, SelectorConfig, SVD
 from adaptive_svdprune.pruning.selection import TokenSelection
 
 __all__ = [
+    "QWEN_VL_CLASSES",
     "MergedVisionFeatures",
     "PreparedQwenInputs",
     "PrunedQwenVL",
-    "QWEN_VL_CLASSES",
     "image_only_processor",
     "load_qwen_vl",
     "load_qwen_vl_processor",
@@ -301,7 +301,8 @@ class PrunedQwenVL:
             image_grid_thw=image_grid_thw.to(input_ids.device), attention_mask=attention_mask,
         )
 
-    def _image_runs(self, input_ids: torch.Tensor, mask: torch.Tensor, counts: list[int]) -> list[list[tuple[int, int]]]:
+    def _image_runs(self, input_ids: torch.Tensor, mask: torch.Tensor, counts: list[int]
+                    ) -> list[list[tuple[int, int]]]:
         runs: list[list[tuple[int, int]]] = []
         for row, m in zip(input_ids, mask, strict=True):
             valid = m.bool().nonzero().flatten()
@@ -490,11 +491,11 @@ def prune_qwen_vl(model: nn.Module, config: SelectorConfig, pad_token_id: int | 
 
 
 @functools.cache
-def _image_only_processor_class() -> type:
+def _image_only_processor_class() -> Any:
     from transformers import Qwen2_5_VLProcessor
     from transformers.processing_utils import ProcessorMixin
 
-    class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):  # type: ignore[misc, valid-type]
+    class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
         """``Qwen2_5_VLProcessor`` without the video processor (which needs torchvision)."""
 
         def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None,
@@ -533,7 +534,8 @@ def load_qwen_vl(
     """
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
 
-    classes = {"qwen2_vl": Qwen2VLForConditionalGeneration, "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration}
+    classes: dict[str, Any] = {"qwen2_vl": Qwen2VLForConditionalGeneration,
+                               "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration}
     model_type = AutoConfig.from_pretrained(name_or_path).model_type
     if model_type not in classes:
         raise ValueError(f"{str(name_or_path)!r} is a {model_type!r} model, not one of {sorted(classes)}")

@@ -241,7 +241,7 @@ def test_baselines_and_the_cls_attention_refusal(qwen: tuple[Any, Any], mixed_im
         assert pruned.last_kept_counts == [8, 8, 8]
         kept[method] = [i.tolist() for i in pruned.last_selection.indices]
     assert len({str(v) for v in kept.values()}) == 3
-    with pytest.raises(ValueError, match="no[ne]*.*CLS|CLS token"):
+    with pytest.raises(ValueError, match=r"has none; use svd"):
         prune_qwen_vl(model, BaselineConfig("cls_attention", budget=8))
     pruned = prune_qwen_vl(model, SVDPruneConfig(budget=8))
     with pytest.raises(ValueError, match="cls_attention"):
@@ -250,7 +250,7 @@ def test_baselines_and_the_cls_attention_refusal(qwen: tuple[Any, Any], mixed_im
 
 def test_bad_input_is_a_clear_error(qwen: tuple[Any, Any], mixed_images: list) -> None:
     model, processor = qwen
-    with pytest.raises(TypeError, match="needs one of .* got Linear"):
+    with pytest.raises(TypeError, match=r"needs one of .* got Linear"):
         prune_qwen_vl(torch.nn.Linear(2, 2), SVDPruneConfig(budget=4))
     with pytest.raises(TypeError, match="config must be"):
         prune_qwen_vl(model, {"budget": 4})  # type: ignore[arg-type]
@@ -269,7 +269,7 @@ def test_bad_input_is_a_clear_error(qwen: tuple[Any, Any], mixed_images: list) -
         pruned(input_ids=inputs["input_ids"][:1], attention_mask=inputs["attention_mask"][:1],
                image_features=features)
     swapped = MergedVisionFeatures(features.features[::-1], features.grid_thw.flip(0))
-    with pytest.raises(ValueError, match="placeholder runs have .* tokens but the images give"):
+    with pytest.raises(ValueError, match=r"placeholder runs have .* tokens but the images give"):
         pruned(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], image_features=swapped)
     with pytest.raises(NotImplementedError, match="video"):
         pruned(**inputs, video_grid_thw=torch.tensor([[2, 4, 4]]))
