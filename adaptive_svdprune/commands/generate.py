@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_svdprune.assets import demo_image_path
     from adaptive_svdprune.commands._checks import check_device, check_model_source, check_writable_file
     from adaptive_svdprune.commands._output import print_json
-    from adaptive_svdprune.models.llava import load_llava, prune_llava
+    from adaptive_svdprune.models.families import load_model, prune_model
     from adaptive_svdprune.models.names import resolve_model_path
     from adaptive_svdprune.models.overlay import draw_kept_patches, processor_geometry
 
@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
     model_name = resolve_model_path(args.model)
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)
-    model, processor = load_llava(model_name, dtype=dtype, device=args.device)
-    pruned = prune_llava(model, config)
+    model, processor = load_model(model_name, dtype=dtype, device=args.device)
+    pruned = prune_model(model, config)
     inputs = processor(images=image, text=_prompt(processor, args.question), return_tensors="pt")
     tokens = pruned.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False)
     answer = processor.batch_decode(tokens, skip_special_tokens=True)[0].strip()

@@ -130,11 +130,11 @@ class PrunedLlavaEvaluator(LightningModule):
                  fidelity: bool = False, feature_cache: Any = None,
                  reference_answers: dict[str, str] | None = None, run_id: str | None = None) -> None:
         super().__init__()
-        from adaptive_svdprune.models.llava import prune_llava
+        from adaptive_svdprune.models.families import prune_model
 
         self.model = pruned.model  # registered so Lightning places it on the device
         self.pruned = pruned
-        self.reference = prune_llava(pruned.model, BaselineConfig("none"), pad_token_id=pruned.pad_token_id)
+        self.reference = prune_model(pruned.model, BaselineConfig("none"), pad_token_id=pruned.pad_token_id)
         self.processor = processor
         self.task = task
         self.max_new_tokens = max_new_tokens

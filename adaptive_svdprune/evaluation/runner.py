@@ -49,14 +49,14 @@ def _check_accelerator(cfg: EvalConfig) -> None:
 
 
 def _load(cfg: EvalConfig) -> tuple[Any, Any]:
-    from adaptive_svdprune.models.llava import load_llava
+    from adaptive_svdprune.models.families import load_model
     from adaptive_svdprune.models.names import resolve_model_path
 
     key = (cfg.model, cfg.dtype)
     if key not in _MODEL_CACHE:  # search trials in one process (and tests) reuse one loaded model
         path = resolve_model_path(cfg.model)
         dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
-        _MODEL_CACHE[key] = load_llava(path, dtype=dtype)
+        _MODEL_CACHE[key] = load_model(path, dtype=dtype)
     return _MODEL_CACHE[key]
 
 
@@ -145,7 +145,9 @@ def _feature_shape(model: Any) -> tuple[int, int] | None:
         width = int(vision.hidden_size)  # type: ignore[union-attr]
     except (AttributeError, TypeError):
         return None
-    if not isinstance(layer, int) or strategy not in ("default", "full") or "Next" in type(model).__name__:
+    # only LLaVA-1.5 has one fixed grid per image (NeXT/OneVision tile, Qwen-VL resizes dynamically)
+    if type(model).__name__ != "LlavaForConditionalGeneration" or not isinstance(layer, int) \
+            or strategy not in ("default", "full"):
         return None
     return side * side + (1 if strategy == "full" else 0), width
 
@@ -178,8 +180,8 @@ def run_evaluation(cfg: EvalConfig, loaded: tuple[Any, Any] | None = None) -> di
     from lightning.pytorch import Trainer
 
     from adaptive_svdprune.data import VQADataModule, load_task
+    from adaptive_svdprune.models.families import prune_model
     from adaptive_svdprune.models.feature_cache import FeatureCache, model_cache_key
-    from adaptive_svdprune.models.llava import prune_llava
 
     selector = cfg.selector_config()
     data_dir = cfg.data_dir()
@@ -227,7 +229,7 @@ def run_evaluation(cfg: EvalConfig, loaded: tuple[Any, Any] | None = None) -> di
         reference_answers = {str(r["question_id"]): r["reference_answer"] for r in previous
                              if r.get("reference_answer")}
         if dataset.samples:
-            module = PrunedLlavaEvaluator(prune_llava(model, selector), processor, cfg.task,
+            module = PrunedLlavaEvaluator(prune_model(model, selector), processor, cfg.task,
                                           max_new_tokens=cfg.max_new_tokens, predictions_path=predictions_path,
                                           previous=previous, fidelity=cfg.fidelity, feature_cache=cache,
                                           reference_answers=reference_answers, run_id=run_id)
