@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     given: dict[str, Any] = {"default": argparse.SUPPRESS}  # absent unless given: only explicit flags override
-    parser.add_argument("--config", type=Path, help="YAML file with EvalConfig keys (see configs/)")
+    parser.add_argument("--config", type=Path, help="YAML file with EvalConfig keys, or the name of a shipped one "
+                        "(tiny-gqa, tiny-textvqa, llava-1.5-7b-gqa, llava-1.5-7b-textvqa)")
     parser.add_argument("--model", **given, help="'tiny', a hub id (llava-hf/llava-1.5-7b-hf) or a local folder")
     parser.add_argument("--task", **given, help="gqa, textvqa or jsonl")
     parser.add_argument("--data", **given, help="the task's folder in the official layout (or the JSONL file)")
@@ -98,14 +99,15 @@ def build_config(args: argparse.Namespace) -> Any:
 
     data: dict[str, Any] = {}
     if getattr(args, "config", None) is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"config file not found: {args.config}")
+        from adaptive_svdprune.resources import resolve_config
+
+        path = resolve_config(args.config, "eval")  # a file, or a packaged config's name (tiny-gqa)
         try:
-            loaded = yaml.safe_load(args.config.read_text())
+            loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise ValueError(f"{args.config}: malformed YAML: {err}") from None
+            raise ValueError(f"{path}: malformed YAML: {err}") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config} must hold a mapping of EvalConfig keys, got {type(loaded).__name__}")
+            raise ValueError(f"{path} must hold a mapping of EvalConfig keys, got {type(loaded).__name__}")
         data.update(loaded)
     if hasattr(args, "profile"):  # the profile beats the file's SVD-Prune keys; flags still beat the profile
         for key in _PROFILE_KEYS:

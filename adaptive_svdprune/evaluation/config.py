@@ -226,10 +226,17 @@ class EvalConfig:
 
         if self.task not in available_tasks():
             raise ValueError(f"unknown task {self.task!r}; known tasks: {sorted(available_tasks())}")
-        if self.data is not None:
-            return Path(self.data)
+        from adaptive_svdprune.resources import fixtures_dir, resolve_data
+
+        if self.data is not None:  # the shipped configs' tests/fixtures/<task> also works outside a checkout
+            return resolve_data(self.data)
         if self.model == "tiny" and (_REPO_FIXTURES / self.task).exists():
             return _REPO_FIXTURES / self.task
+        if self.model == "tiny":
+            try:
+                return fixtures_dir(self.task)
+            except FileNotFoundError:
+                pass
         raise ValueError(f"no data folder for task {self.task!r}: pass data (the official download's folder)")
 
 
