@@ -18,7 +18,8 @@ included**, so that FLOPs, KV cache and kept counts mean the same as for LLaVA-1
   which never takes a token back as the budget grows);
 * with a fixed budget the ranking is walked in order and a token is taken when it fits: ``1`` position in an
   already open row (or the newline-free base view), ``2`` when it opens a row. This reaches exactly ``K``
-  positions unless the only tokens left would each open a row, where it stops at ``K - 1``;
+  positions unless the only tokens left would each open a row, where it stops at ``K - 1`` (and ``K = 1`` on an
+  image whose every token has a newline, such as a single-view image, keeps one token and its newline: 2);
 * selectors without a ranking (``uniform``: every score equal) are asked for ``n`` tokens with the largest ``n``
   whose positions fit (a binary search), and any positions left are filled with the lowest-position tokens of
   open rows first;
@@ -192,7 +193,7 @@ def _largest_fitting(select_n: Callable[[int], torch.Tensor], rows: torch.Tensor
                      ) -> torch.Tensor:
     """Binary search for the largest ``n <= upper`` whose selection fits ``budget`` positions."""
     lo, hi = 1, upper
-    best = select_n(1)
+    best = torch.empty(0, dtype=torch.long)
     while lo <= hi:
         mid = (lo + hi) // 2
         kept = select_n(mid)
@@ -270,7 +271,8 @@ def _fit(image: AnyresImage, config: SelectorConfig, groups: list[torch.Tensor],
             merged.append(int(rankings[v][cursor[v]]))
             cursor[v] += 1
         order = torch.tensor(merged, dtype=torch.long)
-    return _greedy_fit(order, rows, budget)
+    kept = _greedy_fit(order, rows, budget)
+    return kept if kept.numel() else order[:1]  # K = 1 and every token needs a newline: one token and its newline
 
 
 def _fit_positional(image: AnyresImage, config: SelectorConfig, groups: list[torch.Tensor],
@@ -286,5 +288,5 @@ def _fit_positional(image: AnyresImage, config: SelectorConfig, groups: list[tor
                    .indices[0].cpu()] for g, q in zip(groups, quotas, strict=True) if q > 0]
         return torch.sort(torch.cat(parts)).values
 
-    kept = _largest_fitting(select_n, image.rows, min(budget, image.num_tokens), budget)
-    return _top_up(image, kept, budget)
+    kept = _top_up(image, _largest_fitting(select_n, image.rows, min(budget, image.num_tokens), budget), budget)
+    return kept if kept.numel() else select_n(1)
