@@ -53,6 +53,7 @@ __all__ = [
     "PreparedQwenInputs",
     "PrunedQwenVL",
     "image_only_processor",
+    "image_pixel_values",
     "load_qwen_vl",
     "load_qwen_vl_processor",
     "prune_qwen_vl",
@@ -123,6 +124,29 @@ class MergedVisionFeatures:
         if not parts:
             raise ValueError("cannot concatenate an empty list of MergedVisionFeatures")
         return MergedVisionFeatures([f for p in parts for f in p.features], torch.cat([p.grid_thw for p in parts]))
+
+    def entries(self) -> list[dict[str, torch.Tensor]]:
+        """One ``{"features": (T_i, D), "grid_thw": (3,)}`` dict per image (for a per-image feature cache)."""
+        return [{"features": f, "grid_thw": g} for f, g in zip(self.features, self.grid_thw, strict=True)]
+
+    @staticmethod
+    def from_entries(entries: Sequence[dict[str, torch.Tensor]]) -> MergedVisionFeatures:
+        """Inverse of :meth:`entries`."""
+        return MergedVisionFeatures([e["features"] for e in entries], torch.stack([e["grid_thw"] for e in entries]))
+
+
+def image_pixel_values(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, images: Sequence[int]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The patch rows and grid rows of a subset of images of a processor batch (e.g. the feature-cache misses).
+
+    Example:
+        >>> pv, grid = image_pixel_values(torch.arange(10.0)[:, None], torch.tensor([[1, 2, 2], [1, 2, 3]]), [1])
+        >>> pv.flatten().tolist(), grid.tolist()
+        ([4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [[1, 2, 3]])
+    """
+    pieces = torch.split(pixel_values, image_grid_thw.prod(-1).tolist())
+    rows = [int(i) for i in images]
+    return torch.cat([pieces[i] for i in rows]), image_grid_thw[rows]
 
 
 @dataclass
@@ -222,17 +246,20 @@ class PrunedQwenVL:
 
     # -- vision ------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def vision_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor,
-                        cls_attention: bool | None = None) -> MergedVisionFeatures:
+    def vision_features(self, pixel_values: torch.Tensor, cls_attention: bool | None = None,
+                        image_grid_thw: torch.Tensor | None = None) -> MergedVisionFeatures:
         """The merged vision tokens of ``pixel_values``, to cache and pass back as ``image_features``.
 
         Args:
             pixel_values: processor output ``(sum_i t_i h_i w_i, C * temporal_patch * patch^2)``.
-            image_grid_thw: processor output ``(N_images, 3)``.
-            cls_attention: accepted for interface parity with LLaVA; ``True`` is an error (no CLS token).
+            cls_attention: the LLaVA wrappers' argument, in the same place; ``True`` is an error (no CLS token).
+            image_grid_thw: processor output ``(N_images, 3)``; required (the patches alone do not say which
+                image they belong to).
         """
         if cls_attention:
             raise ValueError("Qwen2(.5)-VL has no CLS token: cls_attention cannot be computed")
+        if image_grid_thw is None:
+            raise ValueError("missing image_grid_thw: pass it with pixel_values (the processor returns both)")
         grid = self._check_grid(image_grid_thw)
         if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 2:
             got = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
@@ -265,7 +292,7 @@ class PrunedQwenVL:
         if image_features is None:
             if image_grid_thw is None:
                 raise ValueError("missing image_grid_thw: pass it with pixel_values (the processor returns both)")
-            return self.vision_features(pixel_values, image_grid_thw)  # type: ignore[arg-type]
+            return self.vision_features(pixel_values, image_grid_thw=image_grid_thw)  # type: ignore[arg-type]
         if not isinstance(image_features, MergedVisionFeatures):
             raise TypeError(f"image_features must be MergedVisionFeatures (from vision_features), got "
                             f"{type(image_features).__name__}")

@@ -204,7 +204,7 @@ def test_selection_runs_on_the_merged_tokens_per_image(qwen: tuple[Any, Any], mi
     inputs = _inputs(processor, mixed_images, QUESTIONS)
     config = SVDPruneConfig(variance_threshold=0.9, budget=10)
     pruned = prune_qwen_vl(model, config)
-    features = pruned.vision_features(inputs["pixel_values"], inputs["image_grid_thw"])
+    features = pruned.vision_features(inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
     assert features.counts == (inputs["image_grid_thw"].prod(-1) // 4).tolist()
     assert features.features[0].shape[-1] == model.config.text_config.hidden_size
     with torch.no_grad():
@@ -224,7 +224,7 @@ def test_cached_features_equal_the_pixel_path(qwen: tuple[Any, Any], mixed_image
     model, processor = qwen
     inputs = _inputs(processor, mixed_images, QUESTIONS)
     pruned = prune_qwen_vl(model, config)
-    cached = pruned.vision_features(inputs["pixel_values"], inputs["image_grid_thw"])
+    cached = pruned.vision_features(inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
     text = {k: v for k, v in inputs.items() if k not in ("pixel_values", "image_grid_thw")}
     assert torch.equal(_new(pruned, text, image_features=cached), _new(pruned, inputs))
     parts = MergedVisionFeatures.cat([cached[0], cached[1:]])
@@ -262,7 +262,7 @@ def test_bad_input_is_a_clear_error(qwen: tuple[Any, Any], mixed_images: list) -
         pruned(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     with pytest.raises(ValueError, match="missing input_ids"):
         pruned(pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
-    features = pruned.vision_features(inputs["pixel_values"], inputs["image_grid_thw"])
+    features = pruned.vision_features(inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
     with pytest.raises(ValueError, match="either pixel_values or image_features"):
         pruned(**inputs, image_features=features)
     with pytest.raises(ValueError, match="2 images were given but the prompts hold 1"):
@@ -274,7 +274,7 @@ def test_bad_input_is_a_clear_error(qwen: tuple[Any, Any], mixed_images: list) -
     with pytest.raises(NotImplementedError, match="video"):
         pruned(**inputs, video_grid_thw=torch.tensor([[2, 4, 4]]))
     with pytest.raises(ValueError, match="no CLS token"):
-        pruned.vision_features(inputs["pixel_values"], inputs["image_grid_thw"], cls_attention=True)
+        pruned.vision_features(inputs["pixel_values"], cls_attention=True, image_grid_thw=inputs["image_grid_thw"])
 
 
 def test_wrappers_side_by_side_and_the_model_stays_stock(qwen: tuple[Any, Any], mixed_images: list) -> None:
