@@ -12,7 +12,8 @@ Here the prefill runs in two stages over the instance's own modules (nothing is 
 
 Every layer's KV cache then holds only the kept positions, so decoding is an ordinary cached forward. Only greedy
 decoding is provided. The decoder must be Llama-like (``layers``, ``rotary_emb``, ``norm``; attention with
-``q_proj``, ``scaling``, ``head_dim``, ``num_key_value_groups`` and no ``q_norm``): LLaVA-1.5's Vicuna is.
+``q_proj``, ``scaling``, ``head_dim``, ``num_key_value_groups`` and no ``q_norm``): LLaVA-1.5's Vicuna is, and
+so is Qwen2(.5)-VL's Qwen2, whose M-RoPE positions ``(3, B, L)`` are kept for the kept tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class FastVPrefill:
         hidden_states: ``(B, L', H)`` final-norm hidden states of the kept positions (left padded).
         cache: ``DynamicCache`` holding the kept positions in every layer.
         attention_mask: ``(B, L')`` mask of the kept positions.
-        position_ids: ``(B, L')`` original position ids of the kept positions.
+        position_ids: ``(B, L')`` (or M-RoPE ``(3, B, L')``) original position ids of the kept positions.
         kept_image_indices: per image, the kept token indices within that image (ascending).
         image_scores: per image, the ``(T,)`` attention its tokens received from the last prompt token.
     """
@@ -96,16 +97,18 @@ def _run_layers(
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     from transformers.masking_utils import create_causal_mask
 
+    # M-RoPE positions (3, B, L) (Qwen2-VL): like the stock decoder, rotate with them and pass no text positions.
+    text_positions = position_ids if position_ids.dim() == 2 else None
     # The cache is not passed to the mask: the stage that fills it starts from an empty cache for these layers.
     causal = create_causal_mask(
-        config=lm.config, inputs_embeds=hidden, attention_mask=mask2d, cache=None, position_ids=position_ids
+        config=lm.config, inputs_embeds=hidden, attention_mask=mask2d, cache=None, position_ids=text_positions
     )
     cos_sin = lm.rotary_emb(hidden, position_ids=position_ids)
     last_input = hidden
     for i in layers:
         last_input = hidden
         hidden = lm.layers[i](
-            hidden, attention_mask=causal, position_embeddings=cos_sin, position_ids=position_ids,
+            hidden, attention_mask=causal, position_embeddings=cos_sin, position_ids=text_positions,
             cache=cache, use_cache=True,
         )
     return hidden, last_input, cos_sin
@@ -127,7 +130,7 @@ def fastv_prefill(
         lm: the decoder (``model.model.language_model``).
         inputs_embeds: ``(B, L, H)`` prompt embeddings with every image token in place.
         attention_mask: ``(B, L)`` padding mask.
-        position_ids: ``(B, L)`` position ids.
+        position_ids: ``(B, L)`` position ids, or M-RoPE ``(3, B, L)`` ones (Qwen2-VL, Qwen2.5-VL).
         image_spans: per prompt, the ``(start, length)`` of each image's tokens, in reading order.
         budget: tokens kept per image from layer ``fastv_layer`` on.
         fastv_layer: number of layers that see every image token.
@@ -162,7 +165,11 @@ def fastv_prefill(
     for b, rows in enumerate(keep_rows):
         gather[b, width - rows.numel() :] = rows
         new_mask[b, width - rows.numel() :] = 1
-    new_positions = position_ids.expand(len(keep_rows), -1).gather(1, gather).masked_fill(new_mask == 0, 0)
+    if position_ids.dim() == 3:  # M-RoPE: every kept position keeps its (time, height, width) ids
+        rows = gather[None].expand(position_ids.shape[0], -1, -1)
+        new_positions = position_ids.gather(2, rows).masked_fill(new_mask[None] == 0, 0)
+    else:
+        new_positions = position_ids.expand(len(keep_rows), -1).gather(1, gather).masked_fill(new_mask == 0, 0)
     cache: Any = DynamicCache(config=lm.config)
     for i in range(fastv_layer):
         layer = full_cache.layers[i]
@@ -192,7 +199,7 @@ def fastv_decode(
                        else list(eos_token_id), dtype=torch.long, device=prefill.attention_mask.device)
     logits = model.lm_head(prefill.hidden_states[:, -1]).float()
     mask, cache = prefill.attention_mask, prefill.cache
-    position = prefill.position_ids[:, -1:]
+    position = prefill.position_ids[..., -1:]
     unfinished = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device)
     out: list[torch.Tensor] = []
     for step in range(max_new_tokens):

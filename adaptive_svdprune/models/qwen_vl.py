@@ -423,13 +423,14 @@ class PrunedQwenVL:
             image += n
         return spans
 
-    def _record(self, prepared: PreparedQwenInputs, selection: TokenSelection, cache_lengths: list[int]) -> None:
+    def _record(self, prepared: PreparedQwenInputs, selection: TokenSelection, cache_lengths: list[int],
+                rope_deltas: torch.Tensor | None = None) -> None:
         self.last_inputs = prepared
         self.last_selection = selection
         self.last_kept_counts = selection.counts
         self.last_cache_lengths = cache_lengths
-        # What the model itself stores after a prefill: decoding positions = real length + delta.
-        self.model.model.rope_deltas = prepared.rope_deltas
+        # What the model itself stores after a prefill: decoding positions = cached length + delta.
+        self.model.model.rope_deltas = prepared.rope_deltas if rope_deltas is None else rope_deltas
 
     # -- generation and scoring -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -496,11 +497,51 @@ class PrunedQwenVL:
             kwargs.pop(key, None)
 
     # -- FastV (inside the language model, 3-D positions kept) -----------------------------------------------------
+    def _fastv(self, prepared: PreparedQwenInputs) -> Any:
+        from adaptive_svdprune.models.fastv import fastv_prefill
+
+        config = self.config
+        assert isinstance(config, BaselineConfig) and config.budget is not None
+        result = fastv_prefill(
+            self.model.model.language_model, prepared.inputs_embeds, prepared.attention_mask,
+            prepared.position_ids, prepared.image_spans, config.budget, config.fastv_layer,
+        )
+        width = max(int(s.numel()) for s in result.image_scores)
+        scores = torch.full((len(result.image_scores), width), float("-inf"))
+        for i, row in enumerate(result.image_scores):
+            scores[i, : row.numel()] = row.float()
+        selection = TokenSelection(result.kept_image_indices, scores, torch.zeros(len(scores), dtype=torch.long),
+                                   method="fastv")
+        lengths = result.attention_mask.sum(-1)
+        deltas = (result.position_ids.amax(dim=(0, 2)) + 1 - lengths).unsqueeze(1)
+        self._record(prepared, selection, lengths.tolist(), deltas)
+        return result
+
     def _fastv_generate(self, prepared: PreparedQwenInputs, generate_kwargs: dict[str, Any]) -> Any:
-        raise NotImplementedError("fastv is not available for Qwen2(.5)-VL yet")
+        from adaptive_svdprune.models.fastv import fastv_decode
+
+        unknown = sorted(set(generate_kwargs) - _FASTV_GENERATE_KEYS)
+        if unknown:
+            raise ValueError(f"FastV generation supports {sorted(_FASTV_GENERATE_KEYS)}, got {unknown}")
+        if generate_kwargs.get("do_sample") or generate_kwargs.get("num_beams", 1) != 1:
+            raise ValueError("FastV generation is greedy only: do_sample must be False and num_beams 1")
+        gen = self.model.generation_config
+        result = self._fastv(prepared)
+        return fastv_decode(
+            self.model, result,
+            max_new_tokens=generate_kwargs.get("max_new_tokens") or gen.max_new_tokens or 20,
+            eos_token_id=generate_kwargs.get("eos_token_id", gen.eos_token_id),
+            pad_token_id=generate_kwargs.get("pad_token_id", self.pad_token_id),
+            min_new_tokens=generate_kwargs.get("min_new_tokens") or 0,
+        )
 
     def _fastv_forward(self, prepared: PreparedQwenInputs, forward_kwargs: dict[str, Any]) -> Any:
-        raise NotImplementedError("fastv is not available for Qwen2(.5)-VL yet")
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        result = self._fastv(prepared)
+        keep = forward_kwargs.get("logits_to_keep", 0)
+        hidden = result.hidden_states[:, -keep:] if isinstance(keep, int) and keep else result.hidden_states
+        return CausalLMOutputWithPast(logits=self.model.lm_head(hidden), cache=result.cache)
 
 
 def prune_qwen_vl(model: nn.Module, config: SelectorConfig, pad_token_id: int | None = None) -> PrunedQwenVL:

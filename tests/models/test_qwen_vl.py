@@ -349,3 +349,58 @@ def test_qwen2_vl_full_budget_equals_stock_and_positions_are_kept(
     for b in range(3):
         real = prepared.attention_mask[b].bool()
         assert torch.equal(seen[0][:, b, real], stock_seen[0][:, b, prepared.source_index[b, real]])
+
+
+def test_fastv_keeping_every_token_equals_stock_generate(qwen: tuple[Any, Any], mixed_images: list) -> None:
+    model, processor = qwen
+    inputs = _inputs(processor, mixed_images, QUESTIONS)
+    pruned = prune_qwen_vl(model, BaselineConfig("fastv", budget=1000))
+    assert torch.equal(_new(pruned, inputs), _new(model, inputs))
+    with torch.no_grad():
+        assert torch.equal(pruned(**inputs).logits, model(**inputs).logits)
+    assert pruned.last_kept_counts == [144, 32, 40]
+
+
+def test_fastv_keeps_k_tokens_per_image_after_its_layer_and_the_3d_positions(
+    qwen: tuple[Any, Any], mixed_images: list
+) -> None:
+    model, processor = qwen
+    inputs = _inputs(processor, mixed_images, QUESTIONS)
+    fastv_layer, budget = 2, 6
+    lengths: dict[int, int] = {}
+    layers = model.model.language_model.layers
+
+    def first_length(index: int) -> Callable[..., None]:
+        def hook(module: Any, args: tuple) -> None:
+            lengths.setdefault(index, args[0].shape[1])  # the prefill, not the decoding steps
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(first_length(i)) for i, layer in enumerate(layers)]
+    pruned = prune_qwen_vl(model, BaselineConfig("fastv", budget=budget, fastv_layer=fastv_layer))
+    try:
+        with _capture_positions(model) as seen:
+            _new(pruned, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    deltas = model.model.rope_deltas.clone()  # before the stock generate overwrites them
+    with _capture_positions(model) as stock_seen:
+        _new(model, inputs)
+    text = ((inputs["input_ids"] != model.config.image_token_id) & inputs["attention_mask"].bool()).sum(-1)
+    assert pruned.last_kept_counts == [budget] * 3 and pruned.last_selection.method == "fastv"
+    assert pruned.last_cache_lengths == (text + budget).tolist()
+    assert lengths[fastv_layer - 1] == inputs["input_ids"].shape[1] and lengths[fastv_layer] == int(text.max()) + budget
+    for step in range(1, NEW):  # the decoding steps (the prefill runs layer by layer, outside the hook)
+        assert torch.equal(_mrope(seen[step - 1]), _mrope(stock_seen[step]))
+    next_pos = _mrope(stock_seen[1])[0, :, :1]
+    assert torch.equal(deltas, next_pos - (text + budget)[:, None])
+
+
+def test_fastv_batch_equals_each_sample_alone(qwen: tuple[Any, Any], mixed_images: list) -> None:
+    model, processor = qwen
+    pruned = prune_qwen_vl(model, BaselineConfig("fastv", budget=10))
+    batch = _new(pruned, _inputs(processor, mixed_images, QUESTIONS))
+    for i in range(3):
+        assert torch.equal(_new(pruned, _inputs(processor, mixed_images[i : i + 1], QUESTIONS[i : i + 1])),
+                           batch[i : i + 1])
