@@ -22,7 +22,7 @@ from adaptive_svdprune.evaluation.predictions import append_records
 from adaptive_svdprune.metrics import AnswerFidelity, metric_for_task
 from adaptive_svdprune.pruning.config import BaselineConfig, SVDPruneConfig
 
-__all__ = ["EvalMetrics", "PrunedLlavaEvaluator", "metrics_from_records"]
+__all__ = ["EvalMetrics", "PrunedLlavaEvaluator", "first_per_question", "metrics_from_records"]
 
 
 class EvalMetrics(torch.nn.Module):
@@ -107,6 +107,33 @@ def _gather(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, records)
     return gathered
+
+
+def first_per_question(parts: list[list[dict[str, Any]]], seen: set[str],
+                       rank: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """De-duplicate one step's records of every rank: ``(new records, the new records ``rank`` produced)``.
+
+    ``parts`` holds each rank's records in rank order; a question already in ``seen`` (answered before, or
+    earlier in this step: the DistributedSampler's padding repeats questions) is dropped. ``seen`` is updated.
+
+    Example:
+        >>> seen = {"q0"}
+        >>> fresh, mine = first_per_question([[{"question_id": "q1"}], [{"question_id": "q1"},
+        ...                                   {"question_id": "q0"}]], seen, rank=1)
+        >>> [r["question_id"] for r in fresh], mine, sorted(seen)
+        (['q1'], [], ['q0', 'q1'])
+    """
+    fresh: list[dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
+    for source, part in enumerate(parts):
+        for record in part:
+            if record["question_id"] in seen:
+                continue
+            seen.add(record["question_id"])
+            fresh.append(record)
+            if source == rank:
+                mine.append(record)
+    return fresh, mine
 
 
 class PrunedLlavaEvaluator(LightningModule):
@@ -229,16 +256,7 @@ class PrunedLlavaEvaluator(LightningModule):
             for i, (q, a, gt, ref, k, n, tf, tfu) in enumerate(zip(qids, answers, batch["answers"], reference, counts,
                                                                    new_tokens, tflops, tflops_full, strict=True))
         ]
-        mine: list[dict[str, Any]] = []
-        fresh: list[dict[str, Any]] = []
-        for rank, part in enumerate(_gather(records)):
-            for record in part:  # first record of a question wins: the sampler's padding repeats questions
-                if record["question_id"] in self.seen:
-                    continue
-                self.seen.add(record["question_id"])
-                fresh.append(record)
-                if rank == self.global_rank:
-                    mine.append(record)
+        fresh, mine = first_per_question(_gather(records), self.seen, self.global_rank)
         if self.predictions_path is not None and self.global_rank == 0:
             append_records(self.predictions_path, fresh)
         self.metrics.update(mine)

@@ -43,6 +43,11 @@ def _peak_memory_mb() -> float:
 
 def _check_accelerator(cfg: EvalConfig) -> None:
     """A GPU asked for on a machine without CUDA is one clear error, before the model is loaded."""
+    if cfg.strategy.startswith("ddp_spawn"):
+        # NOTE: ddp_spawn pickles the model; transformers 5 installs its output-capturing hooks as local
+        # functions, which do not survive it (the vision tower then returns no hidden states).
+        raise ValueError(f"strategy {cfg.strategy!r} is not supported: it pickles the model, which loses "
+                         f"transformers' output hooks; use strategy 'ddp' (one process per device)")
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ValueError(f"accelerator {cfg.accelerator!r} needs CUDA, but torch.cuda.is_available() is False "
                          f"(torch {torch.__version__}); use accelerator 'cpu' (--accelerator cpu)")
