@@ -307,8 +307,13 @@ class PrunedQwenVL:
 
     def _select(self, features: MergedVisionFeatures) -> TokenSelection:
         config = _KEEP_ALL if self.config.method == "fastv" else self.config
-        # One image at a time: token counts differ, and an image's selection never depends on its batch.
-        parts = [select_tokens(f.unsqueeze(0), config) for f in features.features]
+        # One image at a time: token counts differ, and an image's selection never depends on its batch. The
+        # merged grid (rows, cols) goes along for the grid-based selectors (uniform); the others ignore it.
+        m = self.merge_size
+        parts = [
+            select_tokens(f.unsqueeze(0), config, **({"grid_shape": torch.tensor([h // m, w // m])} if t == 1 else {}))
+            for f, (t, h, w) in zip(features.features, features.grid_thw.tolist(), strict=True)
+        ]
         width = max(features.counts)
         scores = torch.full((len(parts), width), float("-inf"))
         for i, p in enumerate(parts):

@@ -3,7 +3,8 @@
 * ``none``: keep every token (the unpruned reference).
 * ``random``: a seeded random subset. The draw is seeded by ``config.seed`` and the image's own features, so an
   image gets the same tokens whatever batch it is in.
-* ``uniform``: tokens spread evenly over the 2-D patch grid (1-D spread when the token count is not square).
+* ``uniform``: tokens spread evenly over the 2-D patch grid (square, or ``rows x cols`` given as ``grid_shape`` in
+  the context; 1-D spread when the token count is not square and no shape is given).
 * ``l2norm``: the tokens of largest feature norm.
 * ``cls_attention``: VisionZip-style dominant tokens, the ones the CLS token attends to most in the feature
   layer; the attention comes from the vision tower (``prune_llava`` supplies it as ``cls_attention``).
@@ -31,14 +32,21 @@ from adaptive_svdprune.pruning.validation import as_batch
 __all__ = ["baseline_select", "grid_positions"]
 
 
-def grid_positions(num_tokens: int, count: int) -> torch.Tensor:
+def grid_positions(num_tokens: int, count: int, shape: tuple[int, int] | None = None) -> torch.Tensor:
     """``count`` positions spread evenly over a square ``sqrt(T) x sqrt(T)`` patch grid, ascending.
+
+    ``shape`` gives a rectangular ``rows x cols`` grid in row-major order instead (Qwen2-VL's merged tokens);
+    without a 2-D grid the spread is 1-D.
 
     Example:
         >>> grid_positions(16, 4).tolist()
         [5, 7, 13, 15]
+        >>> grid_positions(32, 8, shape=(4, 8)).tolist()  # 2 rows x 4 columns of a 4 x 8 grid
+        [9, 11, 13, 15, 25, 27, 29, 31]
     """
     count = min(count, num_tokens)
+    if shape is not None and shape[0] != shape[1]:
+        return _rectangular_grid_positions(num_tokens, count, int(shape[0]), int(shape[1]))
     side = math.isqrt(num_tokens)
     if side * side != num_tokens:
         return uniform_positions(num_tokens, count)
@@ -47,6 +55,19 @@ def grid_positions(num_tokens: int, count: int) -> torch.Tensor:
     candidates = (axis.unsqueeze(1) * side + axis.unsqueeze(0)).flatten()  # row-major, ascending
     if candidates.numel() < count:  # only when per_side == side: every token is a candidate
         return uniform_positions(num_tokens, count)
+    return candidates[uniform_positions(candidates.numel(), count)]
+
+
+def _rectangular_grid_positions(num_tokens: int, count: int, rows: int, cols: int) -> torch.Tensor:
+    if rows * cols != num_tokens:
+        raise ValueError(f"grid shape {rows}x{cols} does not hold {num_tokens} tokens")
+    n_rows = min(rows, max(1, math.ceil(math.sqrt(count * rows / cols))))
+    n_cols = min(cols, math.ceil(count / n_rows))
+    n_rows = min(rows, math.ceil(count / n_cols))
+    if n_rows * n_cols < count:
+        return uniform_positions(num_tokens, count)
+    grid = uniform_positions(rows, n_rows).unsqueeze(1) * cols + uniform_positions(cols, n_cols).unsqueeze(0)
+    candidates = grid.flatten()  # row-major, ascending
     return candidates[uniform_positions(candidates.numel(), count)]
 
 
@@ -90,7 +111,9 @@ def baseline_select(
         n_valid = valid.numel()
         count = n_valid if config.budget is None else min(config.budget, n_valid)
         if config.method in ("none", "uniform"):
-            pos = grid_positions(n_valid, count) if mask_b is None else uniform_positions(n_valid, count)
+            # ``grid_shape`` (rows, cols) in the context: a rectangular token grid (Qwen2-VL's merged tokens)
+            shape = tuple(int(v) for v in context["grid_shape"].flatten()[:2]) if "grid_shape" in context else None
+            pos = grid_positions(n_valid, count, shape) if mask_b is None else uniform_positions(n_valid, count)
             kept = valid[pos.to(valid.device)]
         else:
             order = torch.sort(scores[b, valid], descending=True, stable=True).indices[:count]

@@ -241,6 +241,8 @@ def test_baselines_and_the_cls_attention_refusal(qwen: tuple[Any, Any], mixed_im
         assert pruned.last_kept_counts == [8, 8, 8]
         kept[method] = [i.tolist() for i in pruned.last_selection.indices]
     assert len({str(v) for v in kept.values()}) == 3
+    # uniform spreads over the merged 2-D grid: image 1 is 4 x 8 merged tokens -> 2 rows x 4 columns
+    assert kept["uniform"][1] == [9, 11, 13, 15, 25, 27, 29, 31]
     with pytest.raises(ValueError, match=r"has none; use svd"):
         prune_qwen_vl(model, BaselineConfig("cls_attention", budget=8))
     pruned = prune_qwen_vl(model, SVDPruneConfig(budget=8))
