@@ -120,11 +120,21 @@ def test_command_line_without_config_uses_defaults() -> None:
     [
         pytest.param(["--devices", "0"], r"devices must be .* got '0'", id="devices-0"),
         pytest.param(["--max-new-tokens", "0"], "max_new_tokens must be a positive int, got 0", id="mnt-0"),
+        pytest.param(["--device", "tpu9"], r"accelerator must be one of .*'tpu9'", id="device-unknown"),
     ],
 )
 def test_command_line_values_are_checked(argv: list[str], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_config(_args(*argv))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_eval_device_cuda_without_cuda_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from adaptive_svdprune.cli import main
+
+    assert main(["eval", "--device", "cuda", "--out", str(tmp_path / "o"), "--no-wandb", "--limit", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "accelerator 'cuda' needs CUDA" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

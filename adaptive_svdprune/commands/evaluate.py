@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, **given)
     parser.add_argument("--feature-cache", **given, help="folder to cache vision features in (reused across runs)")
     parser.add_argument("--devices", **given, help="Lightning devices (e.g. 1, 2, auto); each question once")
-    parser.add_argument("--accelerator", **given, help="Lightning accelerator (auto, cpu, gpu)")
+    parser.add_argument("--accelerator", "--device", dest="accelerator", **given,
+                        help="Lightning accelerator: auto, cpu, gpu (cuda); a GPU without CUDA is an error")
     parser.add_argument("--strategy", **given, help="Lightning strategy (auto, ddp, ddp_spawn)")
     parser.add_argument("--precision", **given, help="Lightning precision (32-true, bf16-mixed, 16-mixed, ...)")
     parser.add_argument("--dtype", **given, help="weight dtype: float32, float16 or bfloat16")
