@@ -33,7 +33,8 @@ lint: $(STAMP)
 
 # The shapes reference model shipped in the package (tools/train_shapes_model.py; ~1 h on 2 CPU cores).
 shapes-model: $(STAMP)
-	$(PY) tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --seed 0 --data-seed 1 --steps 1100
+	$(PY) tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --seed 0 --data-seed 1 \
+		--shape-scenes 1700 --sign-scenes 700 --steps 900
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_select.py

@@ -9,6 +9,11 @@ How it trains fast on 2 CPU cores (DESIGN.md section 5):
 - scenes are rendered once (JPEG round trip included, as evaluation reads JPEGs) into a uint8 tensor cache;
 - a dense per-patch auxiliary loss on the features at ``vision_feature_layer`` (colour, shape, word, column and
   centre class of the object under each of the 576 patches) through a linear head that is thrown away;
+- an attention loss: from the position that predicts the answer, the best head of decoder layer 1 should
+  look at the patches of the objects the question is about (the generator knows them); the answer loss alone
+  did not start reading the image within 200 steps (10k questions) here;
+- several questions per image, and the prompt up to the image computed once per image (causal attention: it
+  never sees the question), so the language model costs per question only its ~40 text tokens;
 - a curriculum: the first steps draw scenes with at most two shapes;
 - the vision tower runs only up to the feature layer (the layers after it get no gradient anyway).
 
@@ -18,7 +23,7 @@ and thread count.
 
 Usage::
 
-    python tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --steps 2600
+    python tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --seed 0 --data-seed 1
 """
 
 from __future__ import annotations
@@ -157,8 +162,12 @@ class Prompts:
         return [*self.processor.tokenizer(" " + answer, add_special_tokens=False)["input_ids"], self.eos]
 
 
+# (prompt ids, answer ids + EOS, question family, patches of the objects the answer depends on)
+Example = tuple[list[int], list[int], str, list[int]]
+
+
 def make_example(cache: SceneCache, idx: int, rng: np.random.Generator, prompts: Prompts,
-                 ocr_prob: float) -> tuple[list[int], list[int], str]:
+                 ocr_prob: float) -> Example:
     scene = cache.scenes[idx]
     if scene.sign is not None:
         q, ocr = sign_question(scene, rng)
@@ -166,15 +175,16 @@ def make_example(cache: SceneCache, idx: int, rng: np.random.Generator, prompts:
     else:
         q = gqa_question(scene, rng)
         text = format_question(q.question)
-    return prompts.prompt(text), prompts.answer(q.answer), q.family
+    about = sorted({p for i in q.about for p in scene.objects[i].patches})
+    return prompts.prompt(text), prompts.answer(q.answer), q.family, about
 
 
-def collate(examples: list[tuple[list[int], list[int], str]], pad: int) -> dict[str, torch.Tensor]:
-    length = max(len(p) + len(a) for p, a, _ in examples)
+def collate(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
+    length = max(len(p) + len(a) for p, a, *_ in examples)
     ids = torch.full((len(examples), length), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     labels = torch.full_like(ids, -100)
-    for i, (p, a, _) in enumerate(examples):  # right padding: positions are 0..n-1 as in left-padded generation
+    for i, (p, a, *_) in enumerate(examples):  # right padding: positions are 0..n-1 as in left-padded generation
         seq = p + a
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
@@ -213,13 +223,18 @@ def forward(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor) -> 
     return model.lm_head(hidden[keep])
 
 
-def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor, per_image: int
-                          ) -> torch.Tensor:
+def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor, per_image: int,
+                          attn_targets: list[list[int]] | None = None, attn_layer: int = 1
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same logits as :func:`forward` when every ``per_image`` consecutive rows ask about one image.
 
     The prompt up to the last image token (``<s>USER: <image>...``) is the same for every question about an
     image, and under causal attention its hidden states never see the question: the language model runs it once
     per image and the questions continue from a shared KV cache. Exact, and ~``per_image`` times cheaper.
+
+    With ``attn_targets`` (per row, the image patches the answer depends on) it also returns an attention
+    loss: ``-log`` of the attention mass that the best head of decoder layer ``attn_layer`` puts on those
+    patches from the position that predicts the answer (rows without targets are skipped).
     """
     from transformers import DynamicCache
 
@@ -240,13 +255,44 @@ def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: tor
         layer.values = layer.values.repeat_interleave(per_image, 0)
     suffix = ids[:, prefix_len:]
     positions = torch.arange(prefix_len, ids.shape[1]).expand(ids.shape[0], -1)
-    hidden = lm(inputs_embeds=model.get_input_embeddings()(suffix), attention_mask=batch["attention_mask"],
-                cache=cache, position_ids=positions, use_cache=True).last_hidden_state
+    out = lm(inputs_embeds=model.get_input_embeddings()(suffix), attention_mask=batch["attention_mask"],
+             cache=cache, position_ids=positions, use_cache=True, output_hidden_states=attn_targets is not None)
     keep = batch["labels"][:, prefix_len:] != -100
-    return model.lm_head(hidden[keep])
+    logits = model.lm_head(out.last_hidden_state[keep])
+    if attn_targets is None:
+        return logits, None
+    return logits, _attention_loss(model, out.hidden_states[attn_layer], positions, cache.layers[attn_layer].keys,
+                                   batch["labels"], prefix_len, int(is_image.min()), attn_targets, attn_layer)
 
 
-def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[tuple[list[int], list[int], str]],
+def _attention_loss(model: Any, hidden: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+                    labels: torch.Tensor, prefix_len: int, image_start: int, targets: list[list[int]],
+                    layer_idx: int) -> torch.Tensor | None:
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    rows = [i for i, t in enumerate(targets) if t]
+    if not rows:
+        return None
+    lm = model.model.language_model
+    layer = lm.layers[layer_idx]
+    attn = layer.self_attn
+    b, s, _ = hidden.shape
+    q = attn.q_proj(layer.input_layernorm(hidden)).view(b, s, -1, attn.head_dim).transpose(1, 2)
+    cos, sin = lm.rotary_emb(hidden, positions)
+    q, _ = apply_rotary_pos_emb(q, q, cos, sin)
+    groups = q.shape[1] // keys.shape[1]
+    k = keys.repeat_interleave(groups, 1)  # (B, H, L, d)
+    loss = []
+    for i in rows:
+        query_pos = int((labels[i] != -100).nonzero().min())  # the position whose logits give the answer
+        scores = torch.einsum("hd,hld->hl", q[i, :, query_pos - prefix_len], k[i, :, : query_pos + 1]) * attn.scaling
+        probs = scores.softmax(-1)  # (H, query_pos + 1): causal, every key up to here is a real token
+        mass = probs[:, [image_start + p for p in targets[i]]].sum(-1)
+        loss.append(-torch.log(mass.max() + 1e-6))
+    return torch.stack(loss).mean()
+
+
+def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[Example],
              batch_size: int = 32) -> dict[str, float]:
     """Greedy-decoding accuracy, computed teacher-forced (every answer token and EOS must be the argmax)."""
     model.eval()
@@ -259,7 +305,7 @@ def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[tuple
             pred = forward(model, batch, feats).argmax(-1)
             target = batch["labels"][batch["labels"] != -100]
             offset = 0
-            for _, a, family in chunk:
+            for _, a, family, _ in chunk:
                 ok = bool((pred[offset : offset + len(a)] == target[offset : offset + len(a)]).all())
                 right.setdefault(family, []).append(ok)
                 offset += len(a)
@@ -275,16 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="adaptive_svdprune/shapes/checkpoint")
     p.add_argument("--seed", type=int, default=0, help="weight init and question sampling")
     p.add_argument("--data-seed", type=int, default=1, help="training scenes (held-out scenes use a other stream)")
-    p.add_argument("--shape-scenes", type=int, default=1800)
+    p.add_argument("--shape-scenes", type=int, default=1700)
     p.add_argument("--sign-scenes", type=int, default=700)
     p.add_argument("--easy-scenes", type=int, default=400, help="first shape scenes have at most 2 shapes")
     p.add_argument("--easy-steps", type=float, default=0.1, help="share of steps drawing only easy scenes")
     p.add_argument("--val-scenes", type=int, default=240)
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=900)
     p.add_argument("--batch-size", type=int, default=48, help="questions per step")
     p.add_argument("--questions-per-image", type=int, default=6)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--attn-weight", type=float, default=0.5,
+                   help="weight of the attention loss: layer --attn-layer looks at the objects asked about")
+    p.add_argument("--attn-layer", type=int, default=1)
     p.add_argument("--ocr-prob", type=float, default=0.2)
     p.add_argument("--vision-width", type=int, default=64)
     p.add_argument("--vision-layers", type=int, default=3, help="layers up to the feature layer")
@@ -336,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         batch = collate(examples, processor.tokenizer.pad_token_id)
         index = torch.as_tensor(idx)
         feats = vision_features(model, pixel_values(cache.images[index], processor))
-        logits = forward_shared_prefix(model, batch, feats, args.questions_per_image)
+        targets = [e[3] for e in examples] if args.attn_weight > 0 else None
+        logits, attn_loss = forward_shared_prefix(model, batch, feats, args.questions_per_image, targets,
+                                                  args.attn_layer)
         answer_loss = F.cross_entropy(logits, batch["labels"][batch["labels"] != -100])
         aux_logits = head(feats).split(splits, dim=-1)
         labels = cache.labels[index]
@@ -345,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         aux: torch.Tensor = sum(w * (F.cross_entropy(lg.transpose(1, 2), labels[:, k], reduction="none") * weight).sum()
                   / weight.sum() for k, (lg, w) in enumerate(zip(aux_logits, label_weights.values(), strict=True)))
         loss = answer_loss + args.aux_weight * aux
+        if attn_loss is not None:
+            loss = loss + args.attn_weight * attn_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -354,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % 20 == 0:
             rate = steps_done * (args.batch_size // args.questions_per_image) * args.questions_per_image / (
                 time.time() - t_loop)
-            print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f} {rate:.1f} samples/s",
+            attn_text = f" attn {attn_loss.item():.3f}" if attn_loss is not None else ""
+            print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f}{attn_text} {rate:.1f} samples/s",
                   file=sys.stderr, flush=True)
         if steps_done % args.eval_every == 0 or steps_done == args.steps:
             row = {"step": steps_done, "samples": steps_done * args.batch_size,

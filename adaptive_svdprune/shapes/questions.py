@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptive_svdprune.shapes.world import COLOURS, SHAPES, Scene
+from adaptive_svdprune.shapes.world import COLOURS, SHAPES, Scene, SceneObject
 
 __all__ = ["GQA_FAMILIES", "SIGN_QUESTIONS", "ShapesQuestion", "gqa_question", "question_vocabulary",
            "sign_question"]
@@ -42,11 +42,20 @@ _MIN_DX = 30  # px between centres for a left/right question
 
 @dataclass(frozen=True)
 class ShapesQuestion:
-    """A question, its one correct answer (already in normalised form) and its family."""
+    """A question, its one correct answer (already in normalised form) and its family.
+
+    ``about`` holds the indices (into ``scene.objects``) of the objects the answer depends on: the object asked
+    about, both objects of a relation, every counted object; empty when no object is (an absent one, a count of 0).
+    """
 
     question: str
     answer: str
     family: str
+    about: tuple[int, ...] = ()
+
+
+def _about(scene: Scene, *objects: SceneObject) -> tuple[int, ...]:
+    return tuple(sorted(i for i, o in enumerate(scene.objects) if any(o is x for x in objects)))
 
 
 def _colour_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
@@ -55,7 +64,7 @@ def _colour_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
     if not unique:
         return None
     obj = unique[int(rng.integers(len(unique)))]
-    return ShapesQuestion(f"What color is the {obj.shape}?", obj.colour, "colour")
+    return ShapesQuestion(f"What color is the {obj.shape}?", obj.colour, "colour", _about(scene, obj))
 
 
 def _shape_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
@@ -64,7 +73,7 @@ def _shape_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
     if not unique:
         return None
     obj = unique[int(rng.integers(len(unique)))]
-    return ShapesQuestion(f"What shape is the {obj.colour} object?", obj.shape, "shape")
+    return ShapesQuestion(f"What shape is the {obj.colour} object?", obj.shape, "shape", _about(scene, obj))
 
 
 def _exists_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
@@ -79,14 +88,16 @@ def _exists_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
         pool = near if near and rng.random() < 0.8 else absent
         colour, shape = pool[int(rng.integers(len(pool)))]
         answer = "no"
-    return ShapesQuestion(f"Is there a {colour} {shape}?", answer, "exists")
+    about = _about(scene, *(o for o in scene.shapes if (o.colour, o.shape) == (colour, shape)))
+    return ShapesQuestion(f"Is there a {colour} {shape}?", answer, "exists", about)
 
 
 def _count_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
     counts = Counter(o.shape for o in scene.shapes)
     shape = SHAPES[int(rng.integers(len(SHAPES)))] if rng.random() < 0.2 or not counts else \
         sorted(counts)[int(rng.integers(len(counts)))]
-    return ShapesQuestion(f"How many {_PLURAL[shape]} are there?", str(counts[shape]), "count")
+    about = _about(scene, *(o for o in scene.shapes if o.shape == shape))
+    return ShapesQuestion(f"How many {_PLURAL[shape]} are there?", str(counts[shape]), "count", about)
 
 
 def _relation_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None:
@@ -97,7 +108,8 @@ def _relation_q(scene: Scene, rng: np.random.Generator) -> ShapesQuestion | None
         return None
     a, b = pairs[int(rng.integers(len(pairs)))]
     answer = "left" if a.centre[0] < b.centre[0] else "right"
-    return ShapesQuestion(f"Is the {a.name} to the left or to the right of the {b.name}?", answer, "relation")
+    question = f"Is the {a.name} to the left or to the right of the {b.name}?"
+    return ShapesQuestion(question, answer, "relation", _about(scene, a, b))
 
 
 _MAKERS = {"colour": _colour_q, "shape": _shape_q, "exists": _exists_q, "count": _count_q,
@@ -136,7 +148,7 @@ def sign_question(scene: Scene, rng: np.random.Generator) -> tuple[ShapesQuestio
     if sign is None or sign.word is None:
         raise ValueError("a sign question needs a scene with a sign")
     text = SIGN_QUESTIONS[int(rng.integers(len(SIGN_QUESTIONS)))]
-    return ShapesQuestion(text, sign.word, "sign"), [o.word for o in scene.objects if o.word]
+    return ShapesQuestion(text, sign.word, "sign", _about(scene, sign)), [o.word for o in scene.objects if o.word]
 
 
 def question_vocabulary() -> list[str]:

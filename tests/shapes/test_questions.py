@@ -40,6 +40,12 @@ def test_gqa_answers_match_the_scene(family: str | None) -> None:
         scene = sample_scene(9, i)
         q = gqa_question(scene, rng, family)
         assert q.answer == _expected(scene, q.question), q
+        named = " ".join(scene.objects[i].name for i in q.about)
+        if q.family in ("colour", "shape", "relation") or (q.family == "exists" and q.answer == "yes"):
+            assert q.about and all(scene.objects[i].shape in q.question or scene.objects[i].colour in q.question
+                                   for i in q.about), (q, named)
+        if q.family == "count":
+            assert len(q.about) == int(q.answer)
         assert gqa_match(q.answer, q.answer) and vqa_score(q.answer, [q.answer] * 10) == 1.0
         seen.add(q.family)
     if family is None:

@@ -61,5 +61,36 @@ def test_shared_prefix_forward_matches_the_full_forward(tmp_path: Path) -> None:
         feats = script.vision_features(model, pixels)
         reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           pixel_values=pixels.repeat_interleave(2, 0)).logits[batch["labels"] != -100]
-        shared = script.forward_shared_prefix(model, batch, feats, 2)
+        shared, attn_loss = script.forward_shared_prefix(model, batch, feats, 2)
     torch.testing.assert_close(shared, reference, atol=1e-4, rtol=1e-4)
+    assert attn_loss is None
+
+
+def test_attention_loss_matches_eager_attention(tmp_path: Path) -> None:
+    """The attention loss reads the same attention the model computes (eager attention as the reference)."""
+    import argparse
+
+    script = _script()
+    args = argparse.Namespace(vision_width=32, vision_layers=1, text_width=32, text_layers=3, seed=0)
+    model, processor = script.build_model(tmp_path, args)
+    with torch.no_grad():
+        for param in model.parameters():  # a wide init, so attention is far from uniform
+            param.normal_(0, 0.3)
+    cache = script.SceneCache(0, 1, 2, 1, 0)
+    prompts, rng = script.Prompts(processor), np.random.default_rng(0)
+    examples = [script.make_example(cache, i, rng, prompts, 0.5) for i in range(3) for _ in range(2)]
+    batch = script.collate(examples, processor.tokenizer.pad_token_id)
+    pixels = script.pixel_values(cache.images[:3], processor)
+    targets = [list(range(100, 130))] * len(examples)
+    with torch.no_grad():
+        _, loss = script.forward_shared_prefix(model, batch, script.vision_features(model, pixels), 2, targets, 1)
+        model.set_attn_implementation("eager")
+        attentions = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           pixel_values=pixels.repeat_interleave(2, 0), output_attentions=True).attentions[1]
+    image_positions = (batch["input_ids"][0] == model.config.image_token_id).nonzero()[:, 0]
+    expected = []
+    for i, target in enumerate(targets):
+        query = int((batch["labels"][i] != -100).nonzero().min())
+        mass = attentions[i, :, query][:, image_positions[target]].sum(-1)
+        expected.append(-torch.log(mass.max() + 1e-6))
+    torch.testing.assert_close(loss, torch.stack(expected).mean(), atol=1e-4, rtol=1e-4)
