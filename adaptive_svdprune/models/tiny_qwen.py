@@ -7,9 +7,9 @@ full-attention blocks, M-RoPE (time, height, width sections) in the language mod
 ``16 x 16`` merged tokens (448 x 448 px) and the byte-level BPE tokenizer is trained here on the bundled text, so
 everything builds in seconds without network access. Random weights generate garbage text; that is expected.
 
-The processor is ``Qwen2_5_VLProcessor`` with the PIL ``Qwen2VLImageProcessorPil`` and no video processor (see
-:func:`~adaptive_svdprune.models.qwen_vl.image_only_processor`): the stock video processor needs torchvision, which
-does not import next to CPU torch here (DESIGN.md section 4).
+The processor is ``Qwen2_5_VLProcessor`` with the PIL ``Qwen2VLImageProcessorPil`` and no video processor
+(:func:`~adaptive_svdprune.models.qwen_processor.image_only_processor`): the stock video processor needs
+torchvision, which does not import next to CPU torch here (DESIGN.md section 4).
 
 Example:
     >>> import tempfile
@@ -35,7 +35,7 @@ from adaptive_svdprune.models.tiny import _default_cache_root, _quiet_progress
 __all__ = ["QWEN2_5_VL_CHAT_TEMPLATE", "TINY_QWEN_VERSION", "build_tiny_qwen_vl", "tiny_qwen_vl_path"]
 
 #: Bumped whenever the tiny checkpoint changes, so that cached copies are rebuilt.
-TINY_QWEN_VERSION = "v1"
+TINY_QWEN_VERSION = "v2"
 
 #: Qwen2.5-VL's chat template for images and text (default system turn, ``<|im_start|>role\n...<|im_end|>``).
 QWEN2_5_VL_CHAT_TEMPLATE = (
@@ -107,7 +107,7 @@ def build_tiny_qwen_vl(path: str | os.PathLike[str], seed: int = 0) -> Path:
         Qwen2VLImageProcessorPil,
     )
 
-    from adaptive_svdprune.models.qwen_vl import image_only_processor
+    from adaptive_svdprune.models.qwen_processor import image_only_processor
 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")

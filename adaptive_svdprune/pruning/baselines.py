@@ -112,7 +112,8 @@ def baseline_select(
         count = n_valid if config.budget is None else min(config.budget, n_valid)
         if config.method in ("none", "uniform"):
             # ``grid_shape`` (rows, cols) in the context: a rectangular token grid (Qwen2-VL's merged tokens)
-            shape = tuple(int(v) for v in context["grid_shape"].flatten()[:2]) if "grid_shape" in context else None
+            grid = context["grid_shape"].flatten().tolist() if "grid_shape" in context else None
+            shape = (int(grid[0]), int(grid[1])) if grid is not None else None
             pos = grid_positions(n_valid, count, shape) if mask_b is None else uniform_positions(n_valid, count)
             kept = valid[pos.to(valid.device)]
         else:
