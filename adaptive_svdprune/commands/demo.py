@@ -30,7 +30,6 @@ __all__ = ["DEMO_TASKS", "HELP", "add_arguments", "demo_trial_command", "run"]
 
 HELP = "Offline demo: NNI search per fixture task on the tiny LLaVA, Pareto fronts, a profile, generate with it."
 DEMO_TASKS: tuple[str, ...] = ("gqa", "textvqa")
-_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, default=4, help="trials per task (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=2, help="trials at once (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="questions per trial (default: all 5 of a fixture)")
-    parser.add_argument("--data-root", type=Path, default=_FIXTURES,
-                        help="folder holding <task>/ in the official layout (default: the test fixtures)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="folder holding <task>/ in the official layout (default: the bundled fixtures)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
     parser.add_argument("--profile", type=Path, default=Path("profiles/demo.yaml"),
                         help="profile written (default: %(default)s)")
@@ -142,8 +141,12 @@ def _generate_with_profile(profile: Path, task: str, data_root: Path) -> dict[st
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every task produced a successful trial and generate used the profile."""
+    from adaptive_svdprune.commands._checks import check_writable_dir, check_writable_file
     from adaptive_svdprune.models.tiny import tiny_llava_path
+    from adaptive_svdprune.resources import fixtures_dir
 
+    if args.data_root is None:
+        args.data_root = fixtures_dir()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
         raise ValueError(f"--tasks names no task: {args.tasks!r}")
@@ -153,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [t for t in tasks if not (args.data_root / t).is_dir()]
     if missing:
         raise FileNotFoundError(f"no data for {missing} under --data-root {args.data_root}")
+    check_writable_dir(args.out, "--out")
+    check_writable_file(args.profile, "--profile")
     log = sys.stderr if args.json else sys.stdout
     start = time.monotonic()
     steps = len(tasks) + 3

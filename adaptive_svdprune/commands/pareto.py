@@ -85,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
     """Compute the front, write pareto.json and pareto.png, log W&B; 1 when there is no successful trial."""
     import json
 
+    from adaptive_svdprune.commands._checks import check_writable_dir
     from adaptive_svdprune.tradeoffs.pareto import pareto_front
     from adaptive_svdprune.tradeoffs.plots import plot_pareto
 
-    results = read_source(args)
     name = args.experiment if args.experiment is not None else Path(args.results).stem
-    out = args.out if args.out is not None else Path("runs") / "pareto" / name
+    out = check_writable_dir(args.out if args.out is not None else Path("runs") / "pareto" / name, "--out")
+    results = read_source(args)
     out.mkdir(parents=True, exist_ok=True)
     front = pareto_front(results.trials)
     document = {

@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
     """Select the trial, merge it into the profile file and print it."""
     from dataclasses import asdict
 
+    from adaptive_svdprune.commands._checks import check_writable_file
     from adaptive_svdprune.profiles import Profile, TaskProfile, save_profile
     from adaptive_svdprune.tradeoffs import select_for_constraint
 
+    out = check_writable_file(args.out if args.out is not None else Path("profiles") / f"{args.name}.yaml", "--out")
     results = read_source(args)
     trial = select_for_constraint(results, max_tflops=args.max_tflops, min_accuracy=args.min_accuracy)
     if args.max_tflops is not None:
@@ -59,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
         experiments=[args.experiment] if args.experiment else [],
         tasks={args.task: entry},
     )
-    out = args.out if args.out is not None else Path("profiles") / f"{args.name}.yaml"
     path = save_profile(profile, out)
     if args.json:
         print_json(

@@ -45,13 +45,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ENDED_STATUSES",
+    "STOP_SIGNALS",
     "ExperimentOutcome",
     "Terminated",
     "TrialEvent",
     "build_experiment_config",
     "free_port",
     "load_experiment_config",
+    "raise_if_stopped",
     "run_experiment",
+    "stop_signals_raise",
     "trial_command_of",
 ]
 
@@ -83,25 +86,43 @@ class Terminated(KeyboardInterrupt):
         self.signum = int(signum)
 
 
+#: The stop signal received while :func:`stop_signals_raise` is active (``None``: none yet).
+_pending_signal: int | None = None
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`Terminated` if a stop signal arrived (its exception can be swallowed: see below)."""
+    if _pending_signal is not None:
+        raise Terminated(_pending_signal)
+
+
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
     """While active, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; old handlers restored after.
 
+    NOTE: Python runs a signal handler between two bytecodes of whatever the main thread executes; when that
+    is a finalizer (``__del__``, ``weakref.finalize``) the exception is printed as "ignored" and lost. The
+    signal is therefore also recorded, and polling loops call :func:`raise_if_stopped`.
     Outside the main thread (where Python cannot install handlers) it does nothing.
     """
+    global _pending_signal
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        global _pending_signal
+        _pending_signal = signum
         raise Terminated(signum)
 
+    _pending_signal = None
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _pending_signal = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +337,7 @@ def _wait(
     seen: set[str] = set()
     settled_since: float | None = None
     while True:
+        raise_if_stopped()
         check = rest.get(exp.port, "/check-status")
         status = str(check.get("status"))
         errors = [str(e) for e in check.get("errors") or []]
@@ -376,7 +398,7 @@ def run_experiment(
         RuntimeError: the manager could not be started.
         KeyboardInterrupt: Ctrl-C, or :class:`Terminated` for SIGTERM/SIGHUP; the manager, its dispatcher and
             the trials are stopped first, and ``err.outcome`` holds the trials finished until then (status
-            ``INTERRUPTED``; ``None`` when the manager had not started).
+            ``INTERRUPTED``; no trials when the manager had not started yet).
     """
     from nni.experiment import Experiment
 
@@ -414,14 +436,15 @@ def run_experiment(
                 on_start(exp.id, chosen)
             status, timed_out, errors = _wait(exp, config.max_trial_number, deadline, poll_s, on_trial)
             results = _read_now(exp, chosen, root)
+            raise_if_stopped()
         except KeyboardInterrupt as err:  # Ctrl-C or Terminated: keep what finished, then stop (finally)
-            outcome = None
+            finished = ResultSet(source=f"nni experiment {exp.id} (interrupted before it started)")
             if started:
                 with contextlib.suppress(Exception):
-                    outcome = ExperimentOutcome(exp.id, chosen, "INTERRUPTED", _read_now(exp, chosen, root), root,
-                                                wall_s=time.monotonic() - start,
-                                                errors=[f"interrupted: {err or 'Ctrl-C'}"])
-            err.outcome = outcome  # type: ignore[attr-defined]
+                    finished = _read_now(exp, chosen, root)
+            err.outcome = ExperimentOutcome(  # type: ignore[attr-defined]
+                exp.id, chosen, "INTERRUPTED", finished, root, wall_s=time.monotonic() - start,
+                errors=[f"interrupted: {err or 'Ctrl-C'}"])
             raise
         finally:
             _stop_quietly(exp)
