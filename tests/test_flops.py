@@ -170,7 +170,7 @@ def test_instantiating_7b_on_meta_uses_little_memory() -> None:
 
 
 def test_bundled_configs_and_local_folders(tmp_path) -> None:
-    assert bundled_archs() == ["llava-1.5-13b", "llava-1.5-7b", "qwen2.5-vl-7b"]
+    assert bundled_archs() == ["llava-1.5-13b", "llava-1.5-7b", "llava-onevision-7b", "llava-v1.6-7b", "qwen2.5-vl-7b"]
     config = load_arch_config("llava-1.5-13b")
     assert (config.text_config.hidden_size, config.text_config.num_hidden_layers) == (5120, 40)
     assert image_token_count(config) == 576

@@ -24,7 +24,7 @@ def bundled_archs() -> list[str]:
 
     Example:
         >>> bundled_archs()
-        ['llava-1.5-13b', 'llava-1.5-7b', 'qwen2.5-vl-7b']
+        ['llava-1.5-13b', 'llava-1.5-7b', 'llava-onevision-7b', 'llava-v1.6-7b', 'qwen2.5-vl-7b']
     """
     folder = resources.files(_ARCH_PACKAGE) / _ARCH_FOLDER
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
@@ -86,12 +86,18 @@ def load_arch_config(model: Any) -> Any:
 def image_token_count(config: Any) -> int:
     """Vision tokens one image gives the projector: ``(image_size // patch_size) ** 2`` (+1 with CLS kept).
 
-    The LLaVA-1.5 ``"default"`` select strategy drops the CLS token; ``"full"`` keeps it.
+    The LLaVA-1.5 ``"default"`` select strategy drops the CLS token; ``"full"`` keeps it. For the anyres
+    families (LLaVA-NeXT, OneVision) it is the positions of a 672 x 672 image, newlines included (see
+    :func:`~adaptive_svdprune.flops._anyres.anyres_geometry` for other sizes).
 
     Example:
         >>> image_token_count(load_arch_config("llava-1.5-7b"))
         576
     """
+    from adaptive_svdprune.flops._anyres import anyres_geometry, is_anyres
+
+    if is_anyres(config):
+        return anyres_geometry(config).positions
     vision = config.vision_config
     if getattr(vision, "image_size", None) is None:  # Qwen2(.5)-VL: native resolution
         raise ValueError(f"{config.model_type!r} models take images at native resolution, so the token count "

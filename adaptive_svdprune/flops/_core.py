@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from adaptive_svdprune.flops._analytic import analytic_costs
+from adaptive_svdprune.flops._anyres import DEFAULT_ANYRES_IMAGE_SIZE, anyres_geometry, is_anyres
 from adaptive_svdprune.flops._archs import image_token_count, load_arch_config
 from adaptive_svdprune.flops._costs import ComponentCosts
 from adaptive_svdprune.flops._counted import counted_costs
@@ -137,6 +138,16 @@ def _costs(config: Any, method: str) -> ComponentCosts:
     raise ValueError(f"method must be 'counted' or 'analytic', got {method!r}")
 
 
+def _geometry(config: Any, image_size: Any) -> tuple[int, int, int]:
+    """``(vision-tower views, image tokens, language-model positions)`` of one image."""
+    if is_anyres(config):  # LLaVA-NeXT / OneVision: base view + crops, one newline per grid row
+        size = DEFAULT_ANYRES_IMAGE_SIZE if image_size is None else tuple(int(v) for v in image_size)
+        geometry = anyres_geometry(config, size)  # type: ignore[arg-type]
+        return geometry.views, geometry.tokens, geometry.positions
+    tokens = image_token_count(config)
+    return 1, tokens, tokens
+
+
 def _one_sample(
     config: Any,
     costs: ComponentCosts,
@@ -144,22 +155,23 @@ def _one_sample(
     solver: str | None,
     rank: int | None,
     dtype: Any,
+    image_size: Any = None,
 ) -> FlopsBreakdown:
     kept, text, new = (_check_count(name, value) for name, value in zip(_COUNT_NAMES, sample, strict=True))
-    image_tokens = image_token_count(config)
+    views, vision_tokens, image_tokens = _geometry(config, image_size)
     if kept > image_tokens:
         raise ValueError(f"kept tokens must be <= the {image_tokens} tokens of one image, got {kept}")
     if solver is not None and solver not in SELECTION_SOLVERS:
         raise ValueError(f"unknown selection solver {solver!r}; expected None or one of {SELECTION_SOLVERS}")
     selection = 0
     if solver is not None and kept < image_tokens:  # an unpruned model runs no selector
-        selection = selection_flops(image_tokens, int(config.vision_config.hidden_size), solver, rank)
+        selection = selection_flops(vision_tokens, int(config.vision_config.hidden_size), solver, rank)
     positions = text + kept
     return FlopsBreakdown(
         tokens=kept,
         prompt_tokens=text,
         new_tokens=new,
-        vision=costs.vision,
+        vision=views * costs.vision,
         selection=selection,
         projector=costs.projector_flops(kept),
         llm_prefill=costs.prefill_flops(positions),
@@ -178,6 +190,7 @@ def count_flops(
     selection_solver: str | None = "svd",
     selection_rank: int | None = None,
     method: Method = "counted",
+    image_size: tuple[int, int] | None = None,
 ) -> FlopsBreakdown:
     """FLOPs per component of one sample keeping ``tokens`` image tokens.
 
@@ -193,6 +206,9 @@ def count_flops(
             tokens are actually pruned (``tokens`` < image tokens).
         selection_rank: rank k used for the leverage scores, if known (see ``selection_flops``).
         method: ``"counted"`` (``FlopCounterMode`` on meta-device modules) or ``"analytic"`` (closed form).
+        image_size: ``(height, width)`` of the image, for the anyres families (LLaVA-NeXT, OneVision), whose
+            vision cost and positions depend on it (default 672 x 672); ``tokens`` then counts positions,
+            newlines included, and the vision tower runs once per view. Ignored for LLaVA-1.5.
 
     Raises:
         ValueError: for an unknown model, negative counts or more tokens than one image has.
@@ -206,9 +222,9 @@ def count_flops(
         76.9
     """
     config = load_arch_config(config)
-    kept = image_token_count(config) if tokens is None else tokens
+    kept = _geometry(config, image_size)[2] if tokens is None else tokens
     sample = (_index(kept), _index(prompt_tokens), _index(new_tokens))
-    return _one_sample(config, _costs(config, method), sample, selection_solver, selection_rank, dtype)
+    return _one_sample(config, _costs(config, method), sample, selection_solver, selection_rank, dtype, image_size)
 
 
 def batch_flops(
@@ -221,6 +237,7 @@ def batch_flops(
     selection_rank: Sequence[int | None] | int | None = None,
     dtype: Any = "bf16",
     method: Method = "counted",
+    image_sizes: Sequence[tuple[int, int]] | Any | None = None,
 ) -> list[FlopsBreakdown]:
     """Per-sample FLOPs of a real batch, from each sample's kept tokens and prompt length.
 
@@ -235,6 +252,8 @@ def batch_flops(
         selection_rank: rank k per sample (adaptive SVD-Prune), one int for all, or ``None``.
         dtype: KV-cache dtype.
         method: ``"counted"`` or ``"analytic"``.
+        image_sizes: ``(height, width)`` per sample (the processor's ``image_sizes``); required for the anyres
+            families (LLaVA-NeXT, OneVision), ignored for LLaVA-1.5.
 
     Returns:
         One :class:`FlopsBreakdown` per sample.
@@ -258,8 +277,14 @@ def batch_flops(
             f"per-sample sequences differ in length: {len(kept_tokens)=}, {len(text_tokens)=}, "
             f"new_tokens {len(news)}, selection_rank {len(ranks)}"
         )
+    if image_sizes is None and is_anyres(config):
+        raise ValueError(f"{config.model_type} costs depend on each image's size: pass image_sizes (the "
+                         "processor's image_sizes, one (height, width) per sample)")
+    sizes = [None] * size if image_sizes is None else [tuple(int(v) for v in s) for s in image_sizes]
+    if len(sizes) != size:
+        raise ValueError(f"image_sizes has {len(sizes)} entries for {size} samples")
     costs = _costs(config, method)
     return [
-        _one_sample(config, costs, (_index(k), _index(t), _index(m)), selection_solver, r, dtype)
-        for k, t, m, r in zip(kept_tokens, text_tokens, news, ranks, strict=True)
+        _one_sample(config, costs, (_index(k), _index(t), _index(m)), selection_solver, r, dtype, s)
+        for k, t, m, r, s in zip(kept_tokens, text_tokens, news, ranks, sizes, strict=True)
     ]
