@@ -171,6 +171,19 @@ class PrunedLlava:
         want = self._needs_cls_attention() if cls_attention is None else cls_attention
         return extract_vision_features(self.model, pixel_values, with_cls_attention=want)
 
+    def cache_entries(self, features: VisionFeatures) -> list[dict[str, torch.Tensor]]:
+        """One dict of tensors per image of ``features`` (for an on-disk cache; see :meth:`features_from_cache`)."""
+        return [{"features": f, **({"cls_attention": features.cls_attention[i]}
+                                   if features.cls_attention is not None else {})}
+                for i, f in enumerate(features.features)]
+
+    def features_from_cache(self, entries: list[dict[str, torch.Tensor]]) -> VisionFeatures:
+        """Inverse of :meth:`cache_entries`, on the model's device (the attention only when every entry has it)."""
+        device = self.model.get_input_embeddings().weight.device
+        attn = [e["cls_attention"] for e in entries if "cls_attention" in e]
+        return VisionFeatures(torch.stack([e["features"] for e in entries]).to(device),
+                              torch.stack(attn).to(device) if len(attn) == len(entries) else None)
+
     def _features(
         self, pixel_values: torch.Tensor | None, image_features: VisionFeatures | torch.Tensor | None
     ) -> VisionFeatures:

@@ -141,15 +141,26 @@ class PrunedLlavaNext(PrunedLlava):
     def config(self, value: SelectorConfig) -> None:
         PrunedLlava.config.fset(self, value)  # type: ignore[attr-defined]
         tower = self.model.model.vision_tower
-        has_cls = hasattr(getattr(tower, "embeddings", None), "class_embedding")
-        if "cls_attention" in value.requires and not has_cls:
+        if "cls_attention" in value.requires and not self._has_cls_token():
             raise ValueError(
                 f"config method {value.method!r} needs a CLS token, but the vision tower of this "
                 f"{type(self.model).__name__} ({type(tower).__name__}) has none; use svd, random, uniform, l2norm "
                 "or fastv"
             )
 
+    def _has_cls_token(self) -> bool:
+        # CLIP towers have a class embedding (SigLIP's have none); a "full" strategy keeps no CLS apart either
+        return hasattr(getattr(self.model.model.vision_tower, "embeddings", None), "class_embedding")
+
     # -- vision ------------------------------------------------------------------------------------------------
+    def cache_entries(self, features: AnyresFeatures) -> list[dict[str, torch.Tensor]]:  # type: ignore[override]
+        """One dict of tensors per image (views, image size, attention) for an on-disk cache."""
+        return [features.entry(i) for i in range(len(features))]
+
+    def features_from_cache(self, entries: list[dict[str, torch.Tensor]]) -> AnyresFeatures:  # type: ignore[override]
+        """Inverse of :meth:`cache_entries`."""
+        return AnyresFeatures.from_entries(entries)
+
     def _views_per_image(self, image_sizes: torch.Tensor, batch_num_images: Any = None) -> list[int]:
         cfg = self.model.config
         return [int(self._modeling.image_size_to_num_patches(size, cfg.image_grid_pinpoints,
@@ -163,7 +174,8 @@ class PrunedLlavaNext(PrunedLlava):
 
         Args:
             pixel_values: processor output, ``(N, V_max, 3, H, W)`` (or the views already concatenated).
-            cls_attention: also compute the CLS attention; ``None``: only when the current config needs it.
+            cls_attention: also compute the CLS attention (where the tower has a CLS token; ``None`` otherwise);
+                ``None``: only when the current config needs it.
             image_sizes: the processor's ``image_sizes`` (the crop grid depends on them).
             batch_num_images: OneVision's images per prompt (several images per prompt are not cropped).
         """
@@ -180,7 +192,7 @@ class PrunedLlavaNext(PrunedLlava):
             pixel_values = torch.cat([p[:n] for p, n in zip(pixel_values, counts, strict=True)])
         elif pixel_values.shape[0] != sum(counts):
             raise ValueError(f"{pixel_values.shape[0]} views of pixel_values but image_sizes imply {sum(counts)}")
-        want = self._needs_cls_attention() if cls_attention is None else cls_attention
+        want = (self._needs_cls_attention() if cls_attention is None else cls_attention) and self._has_cls_token()
         out = extract_vision_features(self.model, pixel_values, with_cls_attention=want)
         views = list(out.features.split(counts))
         attn = list(out.cls_attention.split(counts)) if out.cls_attention is not None else None

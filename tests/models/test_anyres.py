@@ -94,10 +94,10 @@ def test_rows_whose_tokens_are_all_dropped_lose_their_newline() -> None:
 def test_adaptive_keeps_newlines_of_selected_rows_and_max_tokens_bounds_positions() -> None:
     image = _image(seed=1)
     for split in ("global", "per_view"):
-        kept = select_anyres(image, SVDPruneConfig(variance_threshold=0.6), split)  # type: ignore[arg-type]
+        kept = select_anyres(image, SVDPruneConfig(variance_threshold=0.6), split)
         _check_layout(image, kept)
         assert 1 <= kept.numel() < image.length
-        bounded = select_anyres(image, SVDPruneConfig(variance_threshold=0.99, max_tokens=12), split)  # type: ignore[arg-type]
+        bounded = select_anyres(image, SVDPruneConfig(variance_threshold=0.99, max_tokens=12), split)
         assert bounded.numel() == 12
         _check_layout(image, bounded)
     loose = select_anyres(image, SVDPruneConfig(variance_threshold=0.6))

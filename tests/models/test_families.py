@@ -32,7 +32,7 @@ def test_load_model_and_prune_model_pick_the_family(name: str, wrapper: type, mo
     assert model.config.model_type == model_type and not model.training
     assert processor.tokenizer.padding_side == "left"
     pruned = prune_model(model, SVDPruneConfig(budget=8))
-    assert type(pruned) is wrapper and pruned.model is model
+    assert type(pruned) is wrapper and pruned.model is model  # type: ignore[attr-defined]
 
 
 def test_supported_classes_and_clear_errors_for_others(tmp_path: Path) -> None:
@@ -110,3 +110,18 @@ def test_names_and_the_build_once_cache(tmp_path: Path) -> None:
     assert w0.keys() == w1.keys() and any(not w0[k].equal(w1[k]) for k in w0)
     with pytest.raises(ValueError, match="family must be 'next' or 'onevision'"):
         build_tiny_anyres(tmp_path / "x", family="qwen")  # type: ignore[arg-type]
+
+
+def test_llava_cache_entries_round_trip() -> None:
+    model, processor = load_model("tiny")
+    pruned = prune_model(model, SVDPruneConfig(budget=8))
+    from adaptive_svdprune.assets import draw_demo_image
+
+    inputs = processor(images=[draw_demo_image("shapes")] * 2, text=["USER: <image>\nHi ASSISTANT:"] * 2,
+                       return_tensors="pt")
+    features = pruned.vision_features(inputs["pixel_values"], cls_attention=True)
+    entries = pruned.cache_entries(features)
+    assert len(entries) == 2 and set(entries[0]) == {"features", "cls_attention"}
+    again = pruned.features_from_cache(entries)
+    assert torch.equal(again.features, features.features) and torch.equal(again.cls_attention, features.cls_attention)
+

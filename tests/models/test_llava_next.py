@@ -199,7 +199,7 @@ def test_cached_features_equal_the_pixel_path(family: tuple[str, Any, Any], mixe
     assert isinstance(cached, AnyresFeatures) and len(cached) == 3
     assert torch.equal(_new(pruned, text, image_features=cached), _new(pruned, inputs))
     counts = pruned.last_kept_counts
-    rebuilt = AnyresFeatures.from_entries([cached.entry(i) for i in range(3)])
+    rebuilt = pruned.features_from_cache(pruned.cache_entries(cached))  # what a feature cache stores
     assert torch.equal(pruned(**text, image_features=rebuilt).logits, pruned(**inputs).logits)
     assert pruned.last_kept_counts == counts
     if config.method != "svd":
@@ -218,6 +218,9 @@ def test_baselines_and_cls_attention(family: tuple[str, Any, Any], mixed_images:
     else:  # SigLIP: none
         with pytest.raises(ValueError, match=r"needs a CLS token.*SiglipVisionModel"):
             prune_model(model, BaselineConfig("cls_attention", budget=25))
+    features = prune_model(model, SVDPruneConfig(budget=8)).vision_features(
+        inputs["pixel_values"], cls_attention=True, image_sizes=inputs["image_sizes"])
+    assert (features.cls_attention is not None) == (name == "next")  # asked for: computed where there is a CLS
 
 
 def test_bad_input_is_a_clear_error(family: tuple[str, Any, Any], mixed_images: list) -> None:
