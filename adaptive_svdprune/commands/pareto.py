@@ -73,10 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="output directory (default: runs/pareto/<experiment or results name>)"
     )
     parser.add_argument("--task", default=None, help="task name, for titles and the W&B run")
+    parser.add_argument("--model", default=None, help="model the search ran, for the W&B run's tags and config")
     parser.add_argument("--no-wandb", action="store_true", help="do not log a W&B run")
     parser.add_argument("--wandb-project", default="adaptive-svdprune", help="W&B project (default: %(default)s)")
     parser.add_argument(
-        "--wandb-mode", choices=("offline", "online"), default="offline", help="W&B mode (default: %(default)s)"
+        "--wandb-mode", choices=("offline", "online"), default=None,
+        help="W&B mode (default: WANDB_MODE when set, else offline)",
     )
     parser.add_argument("--json", action="store_true", help="print pareto.json instead of a table")
 
@@ -116,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
                 mode=args.wandb_mode,
                 dir=out,
                 task=args.task,
-                config={"experiment": args.experiment},
+                config={"experiment": args.experiment, "source": results.source},
+                group=name,
+                job_type="pareto",
+                model=args.model,
             )
         except Exception as err:  # results are already on disk: report W&B trouble, do not fail
             print(f"adaptive-svdprune pareto: warning: W&B logging failed: {err}", file=sys.stderr)

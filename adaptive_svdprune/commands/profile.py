@@ -8,6 +8,7 @@ that reaches the accuracy floor. The choice is written into ``--out`` (default `
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from adaptive_svdprune.commands._output import format_table, print_json
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="profile YAML (default: profiles/NAME.yaml); other tasks in it are kept"
     )
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the profile to W&B")
+    parser.add_argument("--wandb-project", default="adaptive-svdprune", help="W&B project (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the chosen entry as JSON")
 
 
@@ -62,6 +65,16 @@ def run(args: argparse.Namespace) -> int:
         tasks={args.task: entry},
     )
     path = save_profile(profile, out)
+    wandb_dir = None
+    if not args.no_wandb:
+        from adaptive_svdprune.tradeoffs.wandb_log import log_profile_to_wandb
+
+        try:  # a profile run grouped by the profile name, with the YAML as a "profile" artifact
+            wandb_dir = log_profile_to_wandb(path, args.name, args.task, asdict(entry), project=args.wandb_project,
+                                             model=args.model, dir=Path("runs") / "profile",
+                                             config={"experiment": args.experiment, "constraint": constraint})
+        except Exception as err:  # the profile is on disk already: report W&B trouble, do not fail
+            print(f"adaptive-svdprune profile: warning: W&B logging failed: {err}", file=sys.stderr)
     if args.json:
         print_json(
             {
@@ -71,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 **asdict(entry),
                 "n_trials": len(results.trials),
                 "failed": results.n_failed,
+                "wandb": wandb_dir,
             }
         )
         return 0

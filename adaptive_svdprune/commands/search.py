@@ -134,11 +134,13 @@ def write_search_outputs(
     wandb_project: str = "adaptive-svdprune",
     config: dict[str, Any] | None = None,
     log: TextIO | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Write ``results.json``, ``pareto.json``, ``pareto.png`` (in that order) and log W&B; return the document.
 
     The returned document is ``pareto.json``'s content plus ``files`` (the paths written; ``wandb`` is the run
-    folder or ``None``). A W&B failure is reported on ``log`` and never loses the files already written.
+    folder or ``None``). A W&B failure is reported on ``log`` and never loses the files already written. The
+    W&B run is a ``search`` job grouped by the experiment id, tagged with task, model (``model``) and method.
     """
     import json
 
@@ -169,9 +171,9 @@ def write_search_outputs(
 
         try:
             wandb_dir = log_pareto_to_wandb(results, front, project=wandb_project,
-                                            name=f"search-{task or 'task'}-{outcome.experiment_id}", mode="offline",
-                                            dir=out, task=task, config={"experiment": outcome.experiment_id,
-                                                                        **(config or {})})
+                                            name=f"search-{task or 'task'}-{outcome.experiment_id}", dir=out,
+                                            task=task, config={"experiment": outcome.experiment_id, **(config or {})},
+                                            group=outcome.experiment_id, job_type="search", model=model)
         except Exception as err:  # the results are on disk already: report W&B trouble, do not fail
             print(f"warning: W&B logging failed: {err}", file=log or sys.stderr)
     files = {"results": str(results_path), "json": str(json_path), "png": str(png_path), "wandb": wandb_dir}
@@ -220,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"search: NNI reported: {error}", file=log)
     out = args.out if args.out is not None else Path("runs") / "search" / outcome.experiment_id
     document = write_search_outputs(outcome, out, task, wandb=not args.no_wandb, wandb_project=args.wandb_project,
-                                    config=run_config, log=log)
+                                    config=run_config, log=log, model=run_config["model"])
     results = outcome.results
     if args.json:
         print_json(document)
