@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
 
 
 def _available_commands() -> dict[str, object]:
-    modules = {}
+    modules: dict[str, object] = {}
     for name, module_name in COMMANDS.items():
         try:
             modules[name] = importlib.import_module(f"adaptive_svdprune.commands.{module_name}")
