@@ -184,8 +184,15 @@ def test_prefill_length_is_text_plus_k_per_image(qwen: tuple[Any, Any], mixed_im
         assert pruned.last_cache_lengths == real.tolist()
         assert [len(s) for s in pruned.last_inputs.image_spans] == [2, 1]
     adaptive = prune_qwen_vl(model, SVDPruneConfig(variance_threshold=0.8))
-    adaptive(**inputs)
+    with _capture_positions(model) as seen:
+        adaptive(**inputs)
     assert len(set(adaptive.last_kept_counts)) > 1  # different kept counts per image
+    with _capture_positions(model) as stock_seen, torch.no_grad():
+        model(**inputs)
+    prepared = adaptive.last_inputs
+    for b in range(2):  # two images in prompt 0: the text between and after them keeps its positions too
+        real = prepared.attention_mask[b].bool()
+        assert torch.equal(seen[0][:, b, real], stock_seen[0][:, b, prepared.source_index[b, real]])
 
 
 def test_batch_equals_each_sample_alone(qwen: tuple[Any, Any], mixed_images: list) -> None:
