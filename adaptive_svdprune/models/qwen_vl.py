@@ -170,12 +170,11 @@ class PrunedQwenVL:
 
         Args:
             pixel_values: processor output ``(sum_i t_i h_i w_i, C * temporal_patch * patch^2)``.
-            cls_attention: the LLaVA wrappers' argument, in the same place; ``True`` is an error (no CLS token).
+            cls_attention: the LLaVA wrappers' argument, in the same place; ignored: the tower has no CLS token
+                (as the anyres wrappers do for towers without one), and ``cls_attention`` configs are refused.
             image_grid_thw: processor output ``(N_images, 3)``; required (the patches alone do not say which
                 image they belong to).
         """
-        if cls_attention:
-            raise ValueError("Qwen2(.5)-VL has no CLS token: cls_attention cannot be computed")
         if image_grid_thw is None:
             raise ValueError("missing image_grid_thw: pass it with pixel_values (the processor returns both)")
         grid = self._check_grid(image_grid_thw)
@@ -189,6 +188,14 @@ class PrunedQwenVL:
         device = self.model.model.visual.device
         out = self.model.model.get_image_features(pixel_values.to(device), grid.to(device), return_dict=True)
         return MergedVisionFeatures(list(out.pooler_output), grid.cpu())
+
+    def cache_entries(self, features: MergedVisionFeatures) -> list[dict[str, torch.Tensor]]:
+        """One ``{"features": (T_i, D), "grid_thw": (3,)}`` dict per image, for an on-disk feature cache."""
+        return features.entries()
+
+    def features_from_cache(self, entries: list[dict[str, torch.Tensor]]) -> MergedVisionFeatures:
+        """Inverse of :meth:`cache_entries`."""
+        return MergedVisionFeatures.from_entries(entries)
 
     def _check_grid(self, grid: Any) -> torch.Tensor:
         if not isinstance(grid, torch.Tensor) or grid.dim() != 2 or grid.shape[1] != 3:

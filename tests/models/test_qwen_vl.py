@@ -282,8 +282,10 @@ def test_bad_input_is_a_clear_error(qwen: tuple[Any, Any], mixed_images: list) -
         pruned(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], image_features=swapped)
     with pytest.raises(NotImplementedError, match="video"):
         pruned(**inputs, video_grid_thw=torch.tensor([[2, 4, 4]]))
-    with pytest.raises(ValueError, match="no CLS token"):
-        pruned.vision_features(inputs["pixel_values"], cls_attention=True, image_grid_thw=inputs["image_grid_thw"])
+    with pytest.raises(ValueError, match="missing image_grid_thw"):
+        pruned.vision_features(inputs["pixel_values"])
+    no_cls = pruned.vision_features(inputs["pixel_values"], cls_attention=True, image_grid_thw=inputs["image_grid_thw"])
+    assert all(torch.equal(a, b) for a, b in zip(no_cls.features, features.features, strict=True))
 
 
 def test_wrappers_side_by_side_and_the_model_stays_stock(qwen: tuple[Any, Any], mixed_images: list) -> None:

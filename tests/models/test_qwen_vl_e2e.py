@@ -56,12 +56,14 @@ def test_gqa_batch_through_the_pruned_model(loaded: tuple[Any, Any], batch: dict
 def test_per_image_cache_entries_rebuild_the_features(loaded: tuple[Any, Any], batch: dict[str, Any]) -> None:
     pruned = prune_model(loaded[0], BaselineConfig("l2norm", budget=3))
     features = pruned.vision_features(batch["pixel_values"], image_grid_thw=batch["image_grid_thw"])
-    entries = features.entries()
+    entries = pruned.cache_entries(features)
+    assert set(entries[0]) == {"features", "grid_thw"}
     # recompute two images alone, as a feature cache does for its misses
     pixels, grid = image_pixel_values(batch["pixel_values"], batch["image_grid_thw"], [3, 1])
     fresh = pruned.vision_features(pixels, image_grid_thw=grid).entries()
     entries[3], entries[1] = fresh
-    rebuilt = MergedVisionFeatures.from_entries(entries)
+    rebuilt = pruned.features_from_cache(entries)
+    assert isinstance(rebuilt, MergedVisionFeatures)
     text = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     with torch.no_grad():
         a = pruned(**text, image_features=rebuilt).logits
