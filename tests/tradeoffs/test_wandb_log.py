@@ -60,7 +60,6 @@ def test_offline_run_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     table = json.loads(tables[0].read_text())
     assert table["columns"] == list(TABLE_COLUMNS) and len(table["data"]) == len(trials)
     assert list((run_path / "files" / "media" / "images").glob("pareto_plot_*.png"))
-    assert b"tiny" in next(run_path.glob("*.wandb")).read_bytes()  # the model is in the run's config
     import wandb
 
     assert wandb.run is None  # the run was finished
