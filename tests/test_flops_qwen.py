@@ -102,3 +102,21 @@ def test_bad_input_is_a_clear_error() -> None:
         qwen_vl_flops(config, grid_thw=[(1, 4, 4)], tokens=5)
     with pytest.raises(ValueError, match="multiples of 2"):
         qwen_vl_flops(config, grid_thw=[(1, 3, 4)])
+
+
+def test_count_flops_and_batch_flops_dispatch_qwen_configs() -> None:
+    import torch
+
+    from adaptive_svdprune.flops import batch_flops, count_flops
+
+    config = _small_config()
+    assert count_flops(config, 16, image_size=(224, 448)) == qwen_vl_flops(config, image_size=(224, 448), tokens=16)
+    assert count_flops(config).tokens == 864  # default 1008 x 672
+    grid = torch.tensor([[1, 16, 32], [1, 8, 8]])
+    rows = batch_flops(config, [16, 16], [40, 30], [2, 1], image_grid_thw=grid)
+    assert rows == qwen_vl_batch_flops(config, [[(1, 16, 32)], [(1, 8, 8)]], [[16], [16]], [40, 30], [2, 1])
+    assert rows[1].selection == 0  # 16 of 16 tokens: nothing pruned
+    with pytest.raises(ValueError, match="pass image_grid_thw"):
+        batch_flops(config, [16], [40], 1)
+    with pytest.raises(ValueError, match="counted on the meta device only"):
+        count_flops(config, 16, method="analytic")

@@ -208,7 +208,8 @@ def count_flops(
         method: ``"counted"`` (``FlopCounterMode`` on meta-device modules) or ``"analytic"`` (closed form).
         image_size: ``(height, width)`` of the image, for the anyres families (LLaVA-NeXT, OneVision), whose
             vision cost and positions depend on it (default 672 x 672); ``tokens`` then counts positions,
-            newlines included, and the vision tower runs once per view. Ignored for LLaVA-1.5.
+            newlines included, and the vision tower runs once per view. Qwen2(.5)-VL: the image is resized as its
+            processor does (default 1008 x 672, 864 merged tokens), see :func:`qwen_vl_flops`. Ignored for LLaVA-1.5.
 
     Raises:
         ValueError: for an unknown model, negative counts or more tokens than one image has.
@@ -222,9 +223,25 @@ def count_flops(
         76.9
     """
     config = load_arch_config(config)
+    if _is_qwen_vl(config):  # native resolution: vision cost and tokens follow the image's patch grid
+        from adaptive_svdprune.flops._qwen import DEFAULT_QWEN_IMAGE_SIZE, qwen_vl_flops
+
+        _counted_only(config, method)
+        return qwen_vl_flops(config, image_size=image_size or DEFAULT_QWEN_IMAGE_SIZE, tokens=tokens,
+                             prompt_tokens=prompt_tokens, new_tokens=new_tokens, dtype=dtype,
+                             selection_solver=selection_solver, selection_rank=selection_rank)
     kept = _geometry(config, image_size)[2] if tokens is None else tokens
     sample = (_index(kept), _index(prompt_tokens), _index(new_tokens))
     return _one_sample(config, _costs(config, method), sample, selection_solver, selection_rank, dtype, image_size)
+
+
+def _is_qwen_vl(config: Any) -> bool:
+    return getattr(config, "model_type", None) in ("qwen2_vl", "qwen2_5_vl")
+
+
+def _counted_only(config: Any, method: str) -> None:
+    if method != "counted":
+        raise ValueError(f"{config.model_type} FLOPs are counted on the meta device only; got method {method!r}")
 
 
 def batch_flops(
@@ -238,6 +255,7 @@ def batch_flops(
     dtype: Any = "bf16",
     method: Method = "counted",
     image_sizes: Sequence[tuple[int, int]] | Any | None = None,
+    image_grid_thw: Any = None,
 ) -> list[FlopsBreakdown]:
     """Per-sample FLOPs of a real batch, from each sample's kept tokens and prompt length.
 
@@ -254,6 +272,7 @@ def batch_flops(
         method: ``"counted"`` or ``"analytic"``.
         image_sizes: ``(height, width)`` per sample (the processor's ``image_sizes``); required for the anyres
             families (LLaVA-NeXT, OneVision), ignored for LLaVA-1.5.
+        image_grid_thw: Qwen2(.5)-VL: the processor's ``image_grid_thw``, one row per sample (required there).
 
     Returns:
         One :class:`FlopsBreakdown` per sample.
@@ -277,6 +296,17 @@ def batch_flops(
             f"per-sample sequences differ in length: {len(kept_tokens)=}, {len(text_tokens)=}, "
             f"new_tokens {len(news)}, selection_rank {len(ranks)}"
         )
+    if _is_qwen_vl(config):  # one image per sample, its processor grid (t, h, w)
+        from adaptive_svdprune.flops._qwen import qwen_vl_batch_flops
+
+        _counted_only(config, method)
+        if image_grid_thw is None:
+            raise ValueError(f"{config.model_type} costs depend on each image's patch grid: pass image_grid_thw (the "
+                             "processor's image_grid_thw, one row per sample)")
+        grids = [[tuple(int(v) for v in g)] for g in (image_grid_thw.tolist() if hasattr(image_grid_thw, "tolist")
+                                                      else image_grid_thw)]
+        return qwen_vl_batch_flops(config, grids, [[k] for k in kept_tokens], list(text_tokens), news,
+                                   selection_solver=selection_solver, dtype=dtype, selection_rank=ranks)
     if image_sizes is None and is_anyres(config):
         raise ValueError(f"{config.model_type} costs depend on each image's size: pass image_sizes (the "
                          "processor's image_sizes, one (height, width) per sample)")

@@ -37,10 +37,19 @@ from adaptive_svdprune.flops._costs import solve_exact
 from adaptive_svdprune.flops._counted import FIT_LENGTHS, _cache_keyword, _output_cache, count_forward
 from adaptive_svdprune.flops._selection import SELECTION_SOLVERS, selection_flops
 
-__all__ = ["QWEN_MAX_PIXELS", "QWEN_MIN_PIXELS", "qwen_vl_batch_flops", "qwen_vl_flops", "qwen_vl_grid"]
+__all__ = [
+    "DEFAULT_QWEN_IMAGE_SIZE",
+    "QWEN_MAX_PIXELS",
+    "QWEN_MIN_PIXELS",
+    "qwen_vl_batch_flops",
+    "qwen_vl_flops",
+    "qwen_vl_grid",
+]
 
 #: Pixel bounds of the released Qwen2-VL / Qwen2.5-VL image processors (``preprocessor_config.json``).
 QWEN_MIN_PIXELS, QWEN_MAX_PIXELS = 56 * 56, 28 * 28 * 16384
+#: ``(height, width)`` used by ``count_flops`` for Qwen configs when none is given: 72 x 48 patches, 864 tokens.
+DEFAULT_QWEN_IMAGE_SIZE = (1008, 672)
 
 _MODELS: dict[str, Any] = {}
 _VISION: dict[tuple[str, tuple[int, int, int]], int] = {}
@@ -227,6 +236,7 @@ def qwen_vl_batch_flops(
     *,
     selection_solver: str | None = "svd",
     dtype: Any = "bf16",
+    selection_rank: Sequence[int | None] | None = None,
 ) -> list[FlopsBreakdown]:
     """Per-sample FLOPs of a real batch: per sample its images' ``grid_thw`` rows and kept counts.
 
@@ -238,8 +248,9 @@ def qwen_vl_batch_flops(
     config = _check_qwen(config)
     size = len(grids)
     news = [new_tokens] * size if isinstance(new_tokens, int) else list(new_tokens)
-    if not len(kept_tokens) == len(text_tokens) == len(news) == size:
+    ranks = [None] * size if selection_rank is None else list(selection_rank)
+    if not len(kept_tokens) == len(text_tokens) == len(news) == len(ranks) == size:
         raise ValueError(f"per-sample sequences differ in length: {len(grids)=}, {len(kept_tokens)=}, "
-                         f"{len(text_tokens)=}, new_tokens {len(news)}")
-    return [_sample(config, _grids(config, None, g), k, int(t), int(n), selection_solver, None, dtype)
-            for g, k, t, n in zip(grids, kept_tokens, text_tokens, news, strict=True)]
+                         f"{len(text_tokens)=}, new_tokens {len(news)}, selection_rank {len(ranks)}")
+    return [_sample(config, _grids(config, None, g), k, int(t), int(n), selection_solver, r, dtype)
+            for g, k, t, n, r in zip(grids, kept_tokens, text_tokens, news, ranks, strict=True)]
