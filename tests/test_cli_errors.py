@@ -205,6 +205,21 @@ def test_library_errors_through_the_boundary(
     assert re.search(match, message), message
 
 
+def test_hub_id_without_network_fails_fast(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not offline by setting, but the hub does not answer: one line at once, not half a minute of retries."""
+    from adaptive_svdprune.commands import _checks
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    monkeypatch.setattr(_checks, "_hub_reachable", lambda timeout_s=3.0: False)
+    start = time.monotonic()
+    assert main(["generate", "--model", "llava-hf/not-cached-model"]) == 2
+    assert time.monotonic() - start < 20
+    assert "the hub cannot be reached (no network?)" in _one_error_line(capsys, "generate")
+
+
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     from adaptive_svdprune.commands import flops
 
