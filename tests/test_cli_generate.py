@@ -83,3 +83,15 @@ def test_profile_and_task(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 def test_user_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     assert main(["generate", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_16_bit_image_is_not_white(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A 16-bit grey PNG reaches the model as mid grey (``convert("RGB")`` alone clips it to white)."""
+    grey = np.full((336, 336), 32896, dtype=np.uint16)  # 50% grey in 16 bits
+    path = tmp_path / "grey16.png"
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode.startswith("I")
+    overlay = tmp_path / "view.png"
+    _run_json(capsys, "--budget", "576", "--image", str(path), "--save-overlay", str(overlay))
+    view = np.asarray(Image.open(overlay).convert("RGB"), dtype=float)
+    assert 100 < view.mean() < 160  # grey, not 255

@@ -68,13 +68,19 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def _open_image(path: Path) -> Any:
-    """The image at ``path`` as RGB, fully decoded now; a broken file is a ``ValueError`` that names it."""
+    """The image at ``path`` as 8-bit RGB, fully decoded now; a broken file is a ``ValueError`` that names it.
+
+    High-bit-depth and transparent images go through the data loaders' :func:`~adaptive_svdprune.data.records.to_rgb`
+    (``convert("RGB")`` alone turns a 16-bit PNG white).
+    """
     from PIL import Image
+
+    from adaptive_svdprune.data.records import to_rgb
 
     try:
         with Image.open(path) as image:
             image.load()  # decode now: truncated files fail here, not deep inside the processor
-            return image.convert("RGB")
+            return to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         # PIL reports broken files as UnidentifiedImageError/OSError, and some broken PNGs as SyntaxError
         raise ValueError(f"--image {str(path)!r} is not a readable image: {err}") from None
