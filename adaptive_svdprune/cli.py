@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "profile": "profile",
     "shapes": "shapes",
     "analyze": "analyze",
+    "compare": "compare",
 }
 
 
