@@ -7,6 +7,9 @@ Semantics (per image, ``F`` of shape ``T x D``, computed in float32 whatever the
 * fixed budget ``K``: the ``K`` tokens of highest leverage (ties to the lower position); adaptive: the smallest
   set, by descending leverage, whose ``sum l_t / k`` reaches epsilon, clipped to ``[min_tokens, max_tokens]``.
 * indices are returned ascending, so kept tokens keep their original order.
+* scale-invariant: each image is first scaled by a power of two (exact) so that float32 neither overflows nor
+  underflows; ``c F`` selects what ``F`` selects for any ``c > 0`` (1e-30 and 1e17 included). Only an image that
+  is exactly zero takes the rank-0 path; NaN or Inf features are refused with a ``ValueError``.
 
 Example:
     >>> import torch
@@ -85,25 +88,43 @@ def leverage_scores(
     SVDPruneConfig(variance_threshold=variance_threshold, solver=solver)  # type: ignore[arg-type]  # validates
     batch, mask_b, lead = as_batch(F, mask)
     scores, rank = _leverage(batch, mask_b, variance_threshold, solver, center)
-    return scores.reshape(*lead, -1), rank.reshape(lead)
+    return scores.float().reshape(*lead, -1), rank.reshape(lead)
+
+
+def _normalised(F: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``F`` (padded tokens zeroed) as float32, each image scaled by a power of two into ``[0.5, 1)`` max-abs.
+
+    Leverage, rank and selection are scale-invariant, but float32 is not: ``||F||^2`` overflows from ~1e19 and
+    underflows below ~1e-23 (which read as "all zero"). Scaling by a power of two only changes exponents, so
+    it is exact: ``F`` and ``2^j F`` give bit-identical selections. The scale comes from the input dtype
+    (float64 features above float32's range are scaled before the cast); an all-zero image stays zero.
+    """
+    x = F if F.dtype == torch.float64 else F.float()
+    if mask is not None:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+    exponent = torch.frexp(x.abs().amax(dim=(-2, -1))).exponent.to(x.dtype)  # peak = m 2^e, m in [0.5, 1)
+    # two factors, each within the dtype's exponent range (2^e alone can overflow when e is very negative)
+    first = torch.floor(-exponent / 2)
+    for power in (first, -exponent - first):
+        x = x * torch.pow(2.0, power).to(x.dtype)[:, None, None]
+    return x.float()
 
 
 def _leverage(
     F: torch.Tensor, mask: torch.Tensor | None, eps: float, solver: str, center: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    x = F.float()
-    if mask is not None:
-        x = x * mask.unsqueeze(-1)
+    """Float64 leverage ``(N, T)`` (ranked at full precision, returned to users as float32) and int64 ranks."""
+    x = _normalised(F, mask)
     if center:
         n_valid = mask.sum(-1, keepdim=True).clamp(min=1) if mask is not None else x.shape[-2]
         x = x - x.sum(-2, keepdim=True) / torch.as_tensor(n_valid, dtype=x.dtype).unsqueeze(-1)
         if mask is not None:
             x = x * mask.unsqueeze(-1)
-    total = x.square().sum((-2, -1))
+    total = x.double().square().sum((-2, -1))
     basis, sq_singular = top_subspace(x, eps, total, resolve_solver(solver, x))
     rank = rank_for_variance(sq_singular, total, eps)
     rank = torch.where(total > 0, rank, torch.zeros_like(rank))
-    return _leverage_from_basis(basis, rank), rank
+    return _leverage_from_basis(basis.double(), rank), rank
 
 
 def uniform_positions(n_valid: int, count: int) -> torch.Tensor:
@@ -180,6 +201,7 @@ def svd_select(F: torch.Tensor, config: SVDPruneConfig, mask: torch.Tensor | Non
         else:
             kept = order[b, :count]
         indices.append(torch.sort(kept).values.to(F.device))
+    scores = scores.float()
     scores = scores.masked_fill(~mask_b, float("-inf")) if mask_b is not None else scores
     return TokenSelection(indices, scores, rank, method="svd")
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,44 @@ def test_all_zero_features_fall_back_to_uniform_with_warning() -> None:
 def test_bad_features(F: torch.Tensor, mask: torch.Tensor | None, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         svd_select(F, SVDPruneConfig(0.9, budget=2), mask=mask)
+
+
+SCALES = [pytest.param(s, id=f"x{s:g}") for s in (1e17, 1e30, 1e-25, 1e-30, 3.0**-50)]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("solver", ["svd", "gram", "lowrank"])
+@pytest.mark.parametrize("budget", [16, None], ids=["K16", "adaptive"])
+def test_selection_is_scale_invariant(scale: float, solver: str, budget: int | None) -> None:
+    rng = np.random.default_rng(8)
+    F = torch.tensor(np.stack([low_rank_features(rng, 144, 96, rank=6) for _ in range(2)]), dtype=torch.float32)
+    cfg = SVDPruneConfig(0.9, budget=budget, solver=solver)  # type: ignore[arg-type]
+    base = svd_select(F, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no false "all zero" warning for tiny features
+        scaled = svd_select(F * scale, cfg)
+    assert [i.tolist() for i in scaled.indices] == [i.tolist() for i in base.indices]
+    assert scaled.rank.tolist() == base.rank.tolist()
+    torch.testing.assert_close(scaled.scores, base.scores, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [pytest.param(s, id=f"x{s:g}") for s in (1e200, 1e-200)])
+def test_float64_features_beyond_float32_range(scale: float) -> None:
+    F = torch.tensor(low_rank_features(np.random.default_rng(9), 64, 32, rank=4), dtype=torch.float64)
+    cfg = SVDPruneConfig(0.9, budget=8)
+    assert svd_select(F * scale, cfg).indices[0].tolist() == svd_select(F, cfg).indices[0].tolist()
+
+
+def test_power_of_two_scaling_is_bit_exact() -> None:
+    F = torch.randn(2, 50, 20)
+    a, rank_a = leverage_scores(F, 0.9, solver="gram")
+    b, rank_b = leverage_scores(F * 2.0**-90, 0.9, solver="gram")
+    assert torch.equal(a, b) and torch.equal(rank_a, rank_b)
+
+
+def test_huge_padded_tokens_do_not_set_the_scale() -> None:
+    F = torch.tensor(low_rank_features(np.random.default_rng(10), 40, 16, rank=3), dtype=torch.float32)
+    padded = torch.cat([F, torch.full((10, 16), 3e38)])[None]
+    mask = torch.arange(50)[None] < 40
+    cfg = SVDPruneConfig(0.9, budget=8)
+    assert svd_select(padded, cfg, mask=mask).indices[0].tolist() == svd_select(F, cfg).indices[0].tolist()
