@@ -216,6 +216,11 @@ def _run(features: torch.Tensor, config: SelectorConfig, attn: torch.Tensor | No
     return select_tokens(features[None], config, **context)
 
 
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[index]`` with the (CPU) index moved to the values' device."""
+    return values[index.to(values.device)]
+
+
 def _with_budget(config: SelectorConfig, budget: int) -> SelectorConfig:
     return replace(config, budget=max(1, budget))
 
@@ -244,7 +249,7 @@ def select_anyres(image: AnyresImage, config: SelectorConfig, split: Split = "gl
     attn = image.cls_attention
     if budget is None:  # adaptive SVD-Prune: every group at epsilon
         assert isinstance(config, SVDPruneConfig)
-        kept = torch.cat([g[_run(image.features[g], config, None).indices[0].cpu()] for g in groups])
+        kept = torch.cat([g[_run(_take(image.features, g), config, None).indices[0].cpu()] for g in groups])
         kept = torch.sort(kept).values
         if config.max_tokens is not None and _cost(image.rows, kept) > config.max_tokens:
             kept = _fit(image, config, groups, attn, config.max_tokens)
@@ -256,7 +261,8 @@ def _fit(image: AnyresImage, config: SelectorConfig, groups: list[torch.Tensor],
          budget: int) -> torch.Tensor:
     """Token indices filling ``budget`` positions (newlines included) with the selector's own preferences."""
     rows = image.rows
-    runs = [_run(image.features[g], _with_budget(config, min(budget, g.numel())), None if attn is None else attn[g])
+    runs = [_run(_take(image.features, g), _with_budget(config, min(budget, g.numel())),
+                 None if attn is None else _take(attn, g))
             for g in groups]
     scores = [r.scores[0].cpu() for r in runs]
     if all(bool((s == s[0]).all()) for s in scores):  # positional selector (uniform): no ranking to walk
@@ -284,7 +290,7 @@ def _fit_positional(image: AnyresImage, config: SelectorConfig, groups: list[tor
         quotas = [0] * len(groups)
         for v in deal[:n]:
             quotas[v] += 1
-        parts = [g[_run(image.features[g], _with_budget(config, q), None if attn is None else attn[g])
+        parts = [g[_run(_take(image.features, g), _with_budget(config, q), None if attn is None else _take(attn, g))
                    .indices[0].cpu()] for g, q in zip(groups, quotas, strict=True) if q > 0]
         return torch.sort(torch.cat(parts)).values
 

@@ -244,10 +244,11 @@ class PrunedLlavaNext(PrunedLlava):
         packed_tags = self._pack(tags, image_size, torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64))
         is_newline = packed_tags[:, 0] > 0.5
         token_tags = packed_tags[~is_newline]
-        packed = self._pack(views, image_size, views.new_zeros(views.shape[-1]))[~is_newline]
+        packed = self._pack(views, image_size, views.new_zeros(views.shape[-1]))[(~is_newline).to(views.device)]
         packed_attn = None
         if attn is not None:
-            packed_attn = self._pack(attn[..., None].float(), image_size, attn.new_zeros(1).float())[~is_newline, 0]
+            packed_attn = self._pack(attn[..., None].float(), image_size, attn.new_zeros(1).float())[
+                (~is_newline).to(attn.device), 0]
         view_ids = torch.zeros(token_tags.shape[0], dtype=torch.long)
         if n_views > 1:
             y = token_tags[:, 2].clamp(min=0).floor().long() // side
@@ -259,7 +260,8 @@ class PrunedLlavaNext(PrunedLlava):
         source = token_tags[:, 1]
         resampled = None
         if not bool((source == source.round()).all()):
-            projected = self.model.model.multi_modal_projector(views)
+            projector = self.model.model.multi_modal_projector
+            projected = projector(views.to(self.model.model.image_newline.device))
             resampled = self._pack(projected, image_size, self.model.model.image_newline)
         return _Laid(image, resampled)
 
