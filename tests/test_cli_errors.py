@@ -220,6 +220,36 @@ def test_hub_id_without_network_fails_fast(
     assert "the hub cannot be reached (no network?)" in _one_error_line(capsys, "generate")
 
 
+@pytest.mark.parametrize(
+    ("body", "code", "match"),
+    [("raise TypeError('max_new_tokens must be an int, got \\'four\\'')", 2, r"^max_new_tokens must be an int"),
+     ("(lambda a: a)(1, 2)", 1, r"^internal error: TypeError: .*takes 1 positional argument.*--debug"),
+     ("'four' < 4", 1, r"^internal error: TypeError: '<' not supported"),
+     ("raise KeyError('task')", 2, r"^missing key 'task'$"),
+     ("{}['task']", 1, r"^internal error: KeyError: 'task'")],
+    ids=["type-check", "bad-call", "comparison", "explicit-key", "dict-lookup"],
+)
+def test_type_and_key_errors_from_a_check_or_from_a_bug(
+    body: str, code: int, match: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+    import re
+
+    from adaptive_svdprune.commands import flops
+
+    source = tmp_path / "failing_command.py"  # a real source file, as a command's frame has
+    source.write_text(f"def fail(args):\n    {body}\n")
+    spec = importlib.util.spec_from_file_location("failing_command", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(flops, "run", module.fail)
+    assert main(["flops"]) == code
+    message = _one_error_line(capsys, "flops")
+    assert re.search(match, message), message
+
+
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     from adaptive_svdprune.commands import flops
 

@@ -60,6 +60,18 @@ def _os_message(err: OSError) -> str:
     return str(err) or type(err).__name__
 
 
+def _raised_explicitly(err: BaseException) -> bool:
+    """Whether ``err`` came from a ``raise`` statement (a check's message) rather than from the interpreter.
+
+    ``TypeError``/``KeyError`` are what config checks raise for a value of the wrong type or a missing key, but
+    also what a bug produces (``f() takes 2 positional arguments``); only the former are the user's to fix.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and (frames[-1].line or "").lstrip().startswith("raise")
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The one-line message of a user error, or ``None`` when ``err`` is an internal error (a bug)."""
     from adaptive_svdprune.commands._checks import UserError
@@ -71,6 +83,8 @@ def user_error_message(err: BaseException) -> str | None:
             return _one_line(f"{meaning} ({first})" if meaning else first)
     if isinstance(err, OSError):  # FileNotFoundError, PermissionError, PIL's UnidentifiedImageError, hub errors
         return _one_line(_os_message(err))
+    if isinstance(err, (KeyError, TypeError)) and not _raised_explicitly(err):
+        return None  # the interpreter's own: a bug (wrong call, missing dict key), not bad input
     if isinstance(err, KeyError):
         return _one_line(f"missing key {err.args[0]!r}" if len(err.args) == 1 else text)
     if isinstance(err, (UserError, ValueError, TypeError, *_library_user_errors())):
