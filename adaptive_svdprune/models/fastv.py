@@ -1,19 +1,21 @@
 """FastV inside the language model: a two-stage prefill and a greedy decoder over the pruned KV cache.
 
 FastV (Chen et al., 2024) keeps every image token through the first ``fastv_layer`` decoder layers, then keeps
-per image the ``budget`` tokens that receive the most attention from the last prompt token and drops the rest.
-Here the prefill runs in two stages over the instance's own modules (nothing is patched):
+per image the ``budget`` tokens that receive the most attention from the last prompt token and drops the rest
+from the later layers. Here the prefill runs in two stages over the instance's own modules (nothing is patched):
 
 1. layers ``[0, fastv_layer)`` on the full sequence, with a KV cache;
 2. the attention of the last token in layer ``fastv_layer - 1`` (recomputed from that layer's ``q_proj`` and
    the cached rotary keys, head-averaged) ranks each image's tokens; the others are dropped from the hidden
-   states *and* from the cache of the first layers; layers ``[fastv_layer, N)`` run on the kept positions with
-   their original position ids.
+   states, and layers ``[fastv_layer, N)`` run on the kept positions with their original position ids.
 
-Every layer's KV cache then holds only the kept positions, so decoding is an ordinary cached forward. Only greedy
-decoding is provided. The decoder must be Llama-like (``layers``, ``rotary_emb``, ``norm``; attention with
-``q_proj``, ``scaling``, ``head_dim``, ``num_key_value_groups`` and no ``q_norm``): LLaVA-1.5's Vicuna is, and
-so is Qwen2(.5)-VL's Qwen2, whose M-RoPE positions ``(3, B, L)`` are kept for the kept tokens.
+As in the reference implementation, the first ``fastv_layer`` layers keep their **full** KV cache (every image
+token) and only the later layers hold the kept positions, in the prefill and in every decoding step: a new token
+attends to all image tokens in the early layers and to the kept ones from ``fastv_layer`` on. Decoding therefore
+runs the layers itself with one attention mask per part of the cache. Only greedy decoding is provided. The
+decoder must be Llama-like (``layers``, ``rotary_emb``, ``norm``, ``embed_tokens``; attention with ``q_proj``,
+``scaling``, ``head_dim``, ``num_key_value_groups`` and no ``q_norm``): LLaVA-1.5's Vicuna is, and so is
+Qwen2(.5)-VL's Qwen2, whose M-RoPE positions ``(3, B, L)`` are kept for the kept tokens.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ class FastVPrefill:
 
     Attributes:
         hidden_states: ``(B, L', H)`` final-norm hidden states of the kept positions (left padded).
-        cache: ``DynamicCache`` holding the kept positions in every layer.
-        attention_mask: ``(B, L')`` mask of the kept positions.
+        cache: ``DynamicCache``: layers ``[0, fastv_layer)`` hold all ``L`` prompt positions, the later layers
+            the ``L'`` kept ones.
+        attention_mask: ``(B, L')`` mask of the kept positions (the cache of layers ``>= fastv_layer``).
         position_ids: ``(B, L')`` (or M-RoPE ``(3, B, L')``) original position ids of the kept positions.
         kept_image_indices: per image, the kept token indices within that image (ascending).
         image_scores: per image, the ``(T,)`` attention its tokens received from the last prompt token.
+        full_attention_mask: ``(B, L)`` mask of all prompt positions (the cache of layers ``< fastv_layer``).
+        fastv_layer: number of leading layers that keep every image token.
     """
 
     hidden_states: torch.Tensor
@@ -45,10 +50,12 @@ class FastVPrefill:
     position_ids: torch.Tensor
     kept_image_indices: list[torch.Tensor]
     image_scores: list[torch.Tensor]
+    full_attention_mask: torch.Tensor
+    fastv_layer: int
 
 
 def _check_decoder(lm: Any, fastv_layer: int) -> None:
-    if not all(hasattr(lm, a) for a in ("layers", "rotary_emb", "norm")):
+    if not all(hasattr(lm, a) for a in ("layers", "rotary_emb", "norm", "embed_tokens")):
         raise NotImplementedError(f"FastV needs a Llama-like decoder, got {type(lm).__name__}")
     attn = lm.layers[0].self_attn
     needed = ("q_proj", "scaling", "head_dim", "num_key_value_groups")
@@ -170,15 +177,36 @@ def fastv_prefill(
         new_positions = position_ids.gather(2, rows).masked_fill(new_mask[None] == 0, 0)
     else:
         new_positions = position_ids.expand(len(keep_rows), -1).gather(1, gather).masked_fill(new_mask == 0, 0)
-    cache: Any = DynamicCache(config=lm.config)
-    for i in range(fastv_layer):
-        layer = full_cache.layers[i]
-        idx = gather[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
-        cache.layers[i].update(layer.keys.gather(2, idx), layer.values.gather(2, idx))
-    del full_cache
+    # The first layers keep their full cache (FastV prunes only from fastv_layer on); the later layers fill the
+    # same cache object with the kept positions only.
     hidden = hidden.gather(1, gather[:, :, None].expand(-1, -1, hidden.shape[-1]))
-    hidden, _, _ = _run_layers(lm, range(fastv_layer, n_layers), hidden, new_mask, new_positions, cache)
-    return FastVPrefill(lm.norm(hidden), cache, new_mask, new_positions, kept_indices, image_scores)
+    hidden, _, _ = _run_layers(lm, range(fastv_layer, n_layers), hidden, new_mask, new_positions, full_cache)
+    return FastVPrefill(lm.norm(hidden), full_cache, new_mask, new_positions, kept_indices, image_scores,
+                        attention_mask, fastv_layer)
+
+
+def _decode_step(
+    lm: Any, token: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor], position: torch.Tensor,
+    cache: Any, fastv_layer: int,
+) -> torch.Tensor:
+    """Run one new token through every layer; returns its final-norm hidden state ``(B, H)``."""
+    from transformers.masking_utils import create_causal_mask
+
+    hidden = lm.embed_tokens(token[:, None])
+    text_positions = position if position.dim() == 2 else None  # M-RoPE: as in _run_layers
+    # One mask per part of the cache, each sized against a layer of that part (they hold different lengths).
+    early, late = (
+        create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=mask, cache=cache,
+                           position_ids=text_positions, layer_idx=layer)
+        for mask, layer in zip(masks, (0, fastv_layer), strict=True)
+    )
+    cos_sin = lm.rotary_emb(hidden, position_ids=position)
+    for i, layer_module in enumerate(lm.layers):
+        hidden = layer_module(
+            hidden, attention_mask=early if i < fastv_layer else late, position_embeddings=cos_sin,
+            position_ids=text_positions, cache=cache, use_cache=True,
+        )
+    return lm.norm(hidden)[:, -1]
 
 
 @torch.no_grad()
@@ -197,10 +225,12 @@ def fastv_decode(
     """
     eos = torch.tensor([] if eos_token_id is None else [eos_token_id] if isinstance(eos_token_id, int)
                        else list(eos_token_id), dtype=torch.long, device=prefill.attention_mask.device)
+    lm = model.model.language_model
     logits = model.lm_head(prefill.hidden_states[:, -1]).float()
-    mask, cache = prefill.attention_mask, prefill.cache
+    full_mask, kept_mask, cache = prefill.full_attention_mask, prefill.attention_mask, prefill.cache
     position = prefill.position_ids[..., -1:]
-    unfinished = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device)
+    batch = kept_mask.shape[0]
+    unfinished = torch.ones(batch, dtype=torch.bool, device=kept_mask.device)
     out: list[torch.Tensor] = []
     for step in range(max_new_tokens):
         if step < min_new_tokens and eos.numel():
@@ -211,14 +241,11 @@ def fastv_decode(
         unfinished &= ~torch.isin(token, eos)
         if not unfinished.any() or step + 1 == max_new_tokens:
             break
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        full_mask = torch.cat([full_mask, full_mask.new_ones(batch, 1)], dim=1)
+        kept_mask = torch.cat([kept_mask, kept_mask.new_ones(batch, 1)], dim=1)
         position = position + 1
-        step_out = model(
-            input_ids=token[:, None], attention_mask=mask, position_ids=position, cache=cache, use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = step_out.cache
-        logits = step_out.logits[:, -1].float()
+        hidden = _decode_step(lm, token, (full_mask, kept_mask), position, cache, prefill.fastv_layer)
+        logits = model.lm_head(hidden).float()
     if not out:
-        return torch.empty(mask.shape[0], 0, dtype=torch.long, device=mask.device)
+        return torch.empty(batch, 0, dtype=torch.long, device=kept_mask.device)
     return torch.stack(out, dim=1)

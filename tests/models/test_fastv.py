@@ -38,7 +38,7 @@ def test_fastv_keeping_every_token_equals_the_stock_model(
 
 
 @pytest.mark.parametrize("fastv_layer", [1, 2], ids=["K1", "K2"])
-def test_layers_after_fastv_layer_see_k_tokens_and_the_cache_shrinks(
+def test_layers_after_fastv_layer_see_k_tokens_and_only_their_cache_shrinks(
     tiny: tuple[Any, Any], images: list, make_inputs: Callable, fastv_layer: int
 ) -> None:
     model = tiny[0]
@@ -58,10 +58,90 @@ def test_layers_after_fastv_layer_see_k_tokens_and_the_cache_shrinks(
             h.remove()
     kept = full - tokens + budget
     n_layers = len(model.model.language_model.layers)
-    assert lengths == {i: full if i < fastv_layer else kept for i in range(n_layers)}
-    assert [layer.get_seq_length() for layer in out.cache.layers] == [kept] * n_layers
+    expected = [full if i < fastv_layer else kept for i in range(n_layers)]
+    assert lengths == dict(enumerate(expected))
+    # FastV keeps the full KV cache of the first fastv_layer layers; only the later layers hold K image tokens.
+    assert [layer.get_seq_length() for layer in out.cache.layers] == expected
     assert out.logits.shape[1] == kept and pruned.last_cache_lengths == [kept]
     assert pruned.last_kept_counts == [budget]
+
+
+def _causal(n: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.full((n, n), torch.finfo(dtype).min, dtype=dtype).triu(1)[None, None]
+
+
+def _reference_fastv(
+    model: Any, embeds: torch.Tensor, span: tuple[int, int], fastv_layer: int, budget: int, new_tokens: int
+) -> list[int]:
+    """FastV as its paper describes it, with eager attention and no KV cache (one sample, no padding).
+
+    Every step reruns the whole sequence (prompt + tokens generated so far) layer by layer: layers
+    ``[0, fastv_layer)`` see every position; before layer ``fastv_layer`` the image tokens outside the ``budget``
+    that received the most attention (head average) from the last prompt token in layer ``fastv_layer - 1`` are
+    dropped, and the later layers see the rest with their original positions. The ranking is made once, on the
+    prompt, as FastV does in its prefill.
+    """
+    lm = copy.deepcopy(model.model.language_model)
+    lm.config._attn_implementation = "eager"
+    captured: list[torch.Tensor] = []
+    hook = lm.layers[fastv_layer - 1].self_attn.register_forward_hook(lambda m, a, out: captured.append(out[1]))
+    start, length = span
+    kept_positions: torch.Tensor | None = None
+    sequence, answer = embeds, []
+    try:
+        with torch.no_grad():
+            for _ in range(new_tokens):
+                n = sequence.shape[1]
+                hidden, positions = sequence, torch.arange(n)[None]
+                for i, layer in enumerate(lm.layers):
+                    if i == fastv_layer:
+                        if kept_positions is None:  # rank once, on the prompt
+                            attention = captured[-1][0, :, -1, :].float().mean(dim=0)  # (n,) head average
+                            top = torch.topk(attention[start : start + length], budget).indices + start
+                            image = torch.zeros(n, dtype=torch.bool)
+                            image[start : start + length] = True
+                            keep = ~image
+                            keep[top] = True
+                            kept_positions = keep.nonzero().flatten()
+                        rows = torch.cat([kept_positions, torch.arange(embeds.shape[1], n)])
+                        hidden, positions = hidden[:, rows], positions[:, rows]
+                    cos_sin = lm.rotary_emb(hidden, position_ids=positions)
+                    hidden = layer(hidden, attention_mask=_causal(hidden.shape[1], hidden.dtype),
+                                   position_embeddings=cos_sin, position_ids=positions)
+                token = int(model.lm_head(lm.norm(hidden)[:, -1]).argmax(-1))
+                answer.append(token)
+                sequence = torch.cat([sequence, model.get_input_embeddings()(torch.tensor([[token]]))], dim=1)
+    finally:
+        hook.remove()
+    return answer
+
+
+def _stock_embeddings(model: Any, inputs: dict) -> torch.Tensor:
+    """The stock model's prompt embeddings: placeholders replaced by the projected image features."""
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(inputs["input_ids"])
+        features = model.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
+        features = torch.cat(list(features) if isinstance(features, (list, tuple)) else [features])
+        image = (inputs["input_ids"] == model.config.image_token_id).unsqueeze(-1)
+        return embeds.masked_scatter(image, features.reshape(-1, embeds.shape[-1]).to(embeds.dtype))
+
+
+@pytest.mark.parametrize(("fastv_layer", "budget"), [(1, 8), (2, 8), (2, 40), (1, 100)],
+                         ids=["K1-R8", "K2-R8", "K2-R40", "K1-R100"])
+@pytest.mark.parametrize("sample", [0, 2], ids=["image0", "image2"])
+def test_generation_matches_an_eager_reference_fastv(
+    tiny: tuple[Any, Any], images: list, make_inputs: Callable, fastv_layer: int, budget: int, sample: int
+) -> None:
+    model = tiny[0]
+    new_tokens = 8
+    inputs = make_inputs(images[sample : sample + 1], QUESTIONS[sample : sample + 1])
+    ids = inputs["input_ids"][0]
+    image_positions = (ids == model.config.image_token_id).nonzero().flatten()
+    span = (int(image_positions[0]), int(image_positions.numel()))
+    expected = _reference_fastv(model, _stock_embeddings(model, inputs), span, fastv_layer, budget, new_tokens)
+    pruned = prune_llava(model, BaselineConfig("fastv", budget=budget, fastv_layer=fastv_layer))
+    got = pruned.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    assert got[0].tolist() == expected
 
 
 def test_ranking_uses_the_last_token_attention_of_layer_k_minus_1(
