@@ -129,3 +129,22 @@ def test_stop_signal_stops_everything_and_keeps_results(
     results = json.loads((out / "results.json").read_text())
     if after_first_trial:
         assert len(results) >= 1 and results[0]["mean_kept_tokens"] in (8.0, 16.0)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_stop_signals_raise_and_handlers_are_restored(signum: signal.Signals) -> None:
+    from adaptive_svdprune.search.experiment import Terminated, raise_if_stopped, stop_signals_raise
+
+    def previous(signum: int, frame: object) -> None:  # pragma: no cover - never called
+        raise AssertionError
+
+    old = signal.signal(signum, previous)
+    try:
+        with pytest.raises(Terminated) as info, stop_signals_raise():
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # interrupted by the handler
+        assert info.value.signum == signum and isinstance(info.value, KeyboardInterrupt)
+        assert signal.getsignal(signum) is previous
+        raise_if_stopped()  # cleared once the block is left
+    finally:
+        signal.signal(signum, old)
