@@ -415,3 +415,17 @@ def test_fastv_batch_equals_each_sample_alone(qwen: tuple[Any, Any], mixed_image
     for i in range(3):
         assert torch.equal(_new(pruned, _inputs(processor, mixed_images[i : i + 1], QUESTIONS[i : i + 1])),
                            batch[i : i + 1])
+
+
+def test_right_padded_inputs_are_re_padded_on_the_left(qwen: tuple[Any, Any], mixed_images: list) -> None:
+    model, processor = qwen
+    left = _inputs(processor, mixed_images[:2], QUESTIONS[1:3])
+    processor.tokenizer.padding_side = "right"
+    try:
+        right = _inputs(processor, mixed_images[:2], QUESTIONS[1:3])
+    finally:
+        processor.tokenizer.padding_side = "left"
+    assert not torch.equal(left["attention_mask"], right["attention_mask"])
+    pruned = prune_qwen_vl(model, SVDPruneConfig(budget=8))
+    assert torch.equal(_new(pruned, right), _new(pruned, left))
+    assert bool(pruned.last_inputs.attention_mask[:, -1].all())  # new tokens follow every prompt directly
