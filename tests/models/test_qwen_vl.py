@@ -350,7 +350,9 @@ def test_qwen2_vl_full_budget_equals_stock_and_positions_are_kept(
 ) -> None:
     inputs = _inputs(qwen[1], mixed_images, QUESTIONS)
     full = prune_qwen_vl(qwen2, SVDPruneConfig(budget=1000))
-    assert torch.equal(_new(full, inputs), _new(qwen2, inputs))
+    stock = _new(qwen2, inputs)
+    assert torch.equal(_new(full, inputs), stock)
+    assert torch.equal(_new(prune_qwen_vl(qwen2, BaselineConfig("fastv", budget=1000)), inputs), stock)
     with _capture_positions(qwen2) as stock_seen, torch.no_grad():
         qwen2(**inputs)
     pruned = prune_qwen_vl(qwen2, SVDPruneConfig(variance_threshold=0.8))
