@@ -62,11 +62,19 @@ _PUNCTUATION = (
     ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
 )  # fmt: skip
 # NOTE: the official pattern is literally "(?!<=\d)(\.)(?!\d)" (a mistyped look-behind, so in effect: remove every
-# period not followed by a digit); reproduced verbatim so "3.5" survives and "yes." becomes "yes".
+# period not followed by a digit); reproduced verbatim so "3.5" survives and "yes." becomes "yes". The official call
+# is `PERIOD_STRIP.sub("", text, re.UNICODE)`, whose third positional argument is `count`: at most re.UNICODE (32)
+# periods are removed. Reproduced too.
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
-_COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(,)(\d)")
+_PERIOD_STRIP_COUNT = int(re.UNICODE)
+_COMMA_BETWEEN_DIGITS = re.compile(r"(?<=\d)(\,)+(?=\d)")
 
 Normalization = Literal["vqa", "gqa", "none"]
+
+
+def _word_tokenize(text: str) -> str:
+    # The official processor's first step: lower case, every comma and question mark removed, "'s" split off.
+    return text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
 
 
 def _process_punctuation(text: str) -> str:
@@ -74,10 +82,10 @@ def _process_punctuation(text: str) -> str:
     has_digit_comma = _COMMA_BETWEEN_DIGITS.search(text) is not None
     for p in _PUNCTUATION:
         # Official rule: drop the mark when it touches a space (or the text has "1,000"-style numbers), else it
-        # separates words ("black-and-white" -> "black and white"). The test looks at the original text.
+        # separates words ("black-and-white" -> "black and white"). The test looks at the text before this step.
         drop = f"{p} " in text or f" {p}" in text or has_digit_comma
         out = out.replace(p, "" if drop else " ")
-    return _PERIOD_STRIP.sub("", out)
+    return _PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
 
 
 def _process_digits_articles(text: str) -> str:
@@ -86,22 +94,26 @@ def _process_digits_articles(text: str) -> str:
 
 
 def normalize_vqa_answer(answer: str) -> str:
-    """Normalise an answer as the official VQA evaluation script does.
+    """Normalise an answer as the official TextVQA / VQA evaluator (EvalAI's answer processor) does.
 
-    Steps: newlines/tabs to spaces and strip; punctuation handling; lower case; number words to digits
-    ("two" -> "2", "none" -> "0"); articles removed; contractions fixed ("dont" -> "don't").
+    The steps of ``EvalAIAnswerProcessor``, which the TextVQA challenge and LLaVA's TextVQA evaluation apply to the
+    prediction and to every human answer: lower case, remove every comma and question mark, split off ``'s``
+    ("man's" -> "man 's"); newlines/tabs to spaces and strip; punctuation ``; / [ ] " { } ( ) = + \\ _ - > < @ ` !``
+    dropped where it touches a space, else replaced by a space; periods not followed by a digit removed (at most
+    32, as the official call does); number words to digits ("two" -> "2", "none" -> "0"); articles removed;
+    contractions fixed ("dont" -> "don't").
 
     Example:
         >>> normalize_vqa_answer("The two dogs!")
         '2 dogs'
         >>> normalize_vqa_answer("black-and-white")
         'black and white'
-        >>> normalize_vqa_answer("1,000.")
-        '1000'
+        >>> normalize_vqa_answer("1,000."), normalize_vqa_answer("a,b"), normalize_vqa_answer("Man's")
+        ('1000', 'ab', "man 's")
     """
     if not isinstance(answer, str):
         raise TypeError(f"answer must be a str, got {type(answer).__name__}: {answer!r}")
-    text = answer.replace("\n", " ").replace("\t", " ").strip()
+    text = _word_tokenize(answer).replace("\n", " ").replace("\t", " ").strip()
     return _process_digits_articles(_process_punctuation(text))
 
 

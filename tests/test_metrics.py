@@ -212,3 +212,66 @@ def test_empty_compute_is_zero() -> None:
     with pytest.warns(UserWarning):  # torchmetrics warns when compute() runs before update()
         assert float(GQAAccuracy().compute()) == 0.0
 
+
+
+# Each case written down from the official TextVQA/VQA answer processor (EvalAI's, used by the TextVQA challenge
+# and LLaVA's TextVQA evaluation): word_tokenize, then punctuation, then periods, then digits/articles/contractions.
+OFFICIAL_NORMALISATION = [
+    pytest.param("a,b", "ab", id="comma-removed-before-punctuation"),
+    pytest.param("a b", "b", id="article-a-removed"),
+    pytest.param("1,000", "1000", id="comma-between-digits"),
+    pytest.param("1, 2", "1 2", id="comma-space"),
+    pytest.param("man's", "man 's", id="possessive-split"),
+    pytest.param("man 's", "man 's", id="possessive-already-split"),
+    pytest.param("It's", "it 's", id="its-split"),
+    pytest.param("What?", "what", id="question-mark-removed"),
+    pytest.param("why ?", "why", id="question-mark-after-space"),
+    pytest.param("hello!", "hello", id="exclamation-to-space"),
+    pytest.param("black - white", "black white", id="hyphen-touching-space-dropped"),
+    pytest.param("black-and-white", "black and white", id="hyphen-inside-word-splits"),
+    pytest.param("Dont", "don't", id="contraction-after-lower-case"),
+    pytest.param("I'm", "i'm", id="capitalised-contraction-keys-never-match"),
+    pytest.param("Im", "im", id="capitalised-key-im"),
+    pytest.param("one two three", "1 2 3", id="number-words"),
+    pytest.param("eleven", "eleven", id="only-zero-to-ten"),
+    pytest.param("The Cat", "cat", id="article-the"),
+    pytest.param("an a the", "", id="only-articles"),
+    pytest.param("3.5", "3.5", id="decimal-kept"),
+    pytest.param("3.5.", "3.5", id="final-period-of-decimal"),
+    pytest.param(".5", ".5", id="leading-period-before-digit"),
+    pytest.param("e.g.", "eg", id="abbreviation-periods"),
+    pytest.param("x" + "." * 40, "x" + "." * 8, id="at-most-32-periods"),
+    pytest.param("red\nblue\tgreen", "red blue green", id="newline-tab"),
+    pytest.param("10%", "10%", id="percent-kept"),
+    pytest.param("5:30", "5:30", id="colon-kept"),
+    pytest.param("(left)", "left", id="parentheses"),
+    pytest.param("a/b", "b", id="slash-splits-then-article"),
+    pytest.param("x / y", "x y", id="slash-touching-space"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), OFFICIAL_NORMALISATION)
+def test_normalisation_follows_the_official_rules(raw: str, expected: str) -> None:
+    assert normalize_vqa_answer(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("pred", "answers", "expected"),
+    [
+        pytest.param("a b", ["a,b"] * 10, 0.0, id="a-comma-b-vs-a-space-b"),
+        pytest.param("man 's", ["man's"] * 10, 1.0, id="possessive-gt-processed"),
+        pytest.param("Two", ["2"] * 10, 1.0, id="number-word-pred"),
+        pytest.param("2", ["two"] * 10, 1.0, id="number-word-gt"),
+        pytest.param("1000", ["1,000"] * 3 + ["1 000"] * 7, 0.9, id="digit-comma-gt-3-of-10"),
+        pytest.param("yes", ["Yes."] * 2 + ["no"] * 8, 0.6, id="two-matches"),
+        pytest.param("yes", ["yes"] * 1 + ["no"] * 9, 0.3, id="one-match"),
+        pytest.param("yes", ["yes"] * 4 + ["no"] * 6, 1.0, id="four-matches"),
+        pytest.param("no", ["yes"] * 10, 0.0, id="no-match"),
+    ],
+)
+def test_vqa_score_equals_the_official_leave_one_out(pred: str, answers: list[str], expected: float) -> None:
+    # official: for each of the 10 human answers, min(1, matches among the other 9 / 3); averaged
+    gts = [normalize_vqa_answer(a) for a in answers]
+    p = normalize_vqa_answer(pred)
+    loo = [min(1.0, sum(g == p for j, g in enumerate(gts) if j != i) / 3) for i in range(len(gts))]
+    assert vqa_score(pred, answers) == pytest.approx(sum(loo) / len(loo)) == pytest.approx(expected)
