@@ -259,3 +259,68 @@ def test_fit_polynomial_is_exact_or_refuses() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def _llava(vision_config, layers: int = 3, strategy: str = "default"):
+    from transformers import LlamaConfig, LlavaConfig
+
+    text = LlamaConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=layers, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16, vocab_size=100)
+    return LlavaConfig(vision_config=vision_config, text_config=text, image_token_id=99,
+                       vision_feature_select_strategy=strategy, vision_feature_layer=-1)
+
+
+def _siglip():
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=384, patch_size=14)
+
+
+def _clip():
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            image_size=336, patch_size=14, projection_dim=16)
+
+
+@pytest.mark.parametrize(
+    ("vision", "strategy", "tokens"),
+    [(_siglip, "full", 729), (_siglip, "default", 729), (_clip, "full", 577), (_clip, "default", 576)],
+    ids=["siglip-full", "siglip-default", "clip-full", "clip-default"],
+)
+def test_image_tokens_count_a_cls_token_only_where_the_tower_has_one(vision, strategy: str, tokens: int) -> None:
+    config = _llava(vision(), strategy=strategy)
+    assert image_token_count(config) == tokens
+    assert count_flops(config).tokens == tokens  # the counted path, unpruned
+    assert count_flops(config, 16, method="counted").tokens == 16
+    with pytest.raises(ValueError, match=f"<= the {tokens} tokens"):
+        count_flops(config, tokens + 1)
+
+
+@pytest.mark.parametrize("fastv_layer", [1, 2, 3], ids=["K1", "K2", "K3"])
+def test_fastv_counts_the_projector_on_all_tokens_and_splits_the_layers(fastv_layer: int) -> None:
+    # Independent reference: a FastV model of L layers costs what a K-layer model on every token plus an
+    # (L-K)-layer model on the kept tokens cost, with one LM head (each prefill/decode step counts one).
+    layers, kept, text, new = 4, 16, 30, 5
+    config = _llava(_clip(), layers=layers)
+    fastv = count_flops(config, kept, prompt_tokens=text, new_tokens=new, fastv_layer=fastv_layer)
+    full = count_flops(config, prompt_tokens=text, new_tokens=new)
+    early = count_flops(_llava(_clip(), layers=fastv_layer), prompt_tokens=text, new_tokens=new)
+    late = count_flops(_llava(_clip(), layers=layers - fastv_layer), kept, prompt_tokens=text, new_tokens=new,
+                       selection_solver=None)
+    head = 2 * 48 * 100  # LM head per position it runs on
+    assert fastv.projector == full.projector  # FastV prunes inside the LLM: the projector sees all 576 tokens
+    assert fastv.selection == 0 and fastv.vision == full.vision and fastv.tokens == kept
+    assert fastv.llm_prefill == early.llm_prefill + late.llm_prefill - head
+    assert fastv.decode == early.decode + late.decode - (new - 1) * head
+    assert fastv.kv_cache_bytes == early.kv_cache_bytes + late.kv_cache_bytes
+    rows = batch_flops(config, [kept, 576], [text, text], new, selection_solver=None, fastv_layer=fastv_layer)
+    assert rows[0] == fastv and rows[1] == count_flops(config, prompt_tokens=text, new_tokens=new,
+                                                      fastv_layer=fastv_layer)
+
+
+@pytest.mark.parametrize("layer", [0, 4, True, 1.5], ids=["zero", "all-layers", "bool", "float"])
+def test_fastv_layer_is_checked(layer: object) -> None:
+    with pytest.raises(ValueError, match="fastv_layer must be an int in \\[1, 3\\]"):
+        count_flops(_llava(_clip(), layers=4), 16, fastv_layer=layer)  # type: ignore[arg-type]

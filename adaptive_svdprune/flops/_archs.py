@@ -86,7 +86,8 @@ def load_arch_config(model: Any) -> Any:
 def image_token_count(config: Any) -> int:
     """Vision tokens one image gives the projector: ``(image_size // patch_size) ** 2`` (+1 with CLS kept).
 
-    The LLaVA-1.5 ``"default"`` select strategy drops the CLS token; ``"full"`` keeps it. For the anyres
+    The LLaVA-1.5 ``"default"`` select strategy drops the CLS token; ``"full"`` keeps it where the tower has one
+    (CLIP; a SigLIP tower has none, so "full" is 729 tokens at 384 px). For the anyres
     families (LLaVA-NeXT, OneVision) it is the positions of a 672 x 672 image, newlines included (see
     :func:`~adaptive_svdprune.flops._anyres.anyres_geometry` for other sizes).
 
@@ -103,5 +104,8 @@ def image_token_count(config: Any) -> int:
         raise ValueError(f"{config.model_type!r} models take images at native resolution, so the token count "
                          "depends on the image size: use qwen_vl_flops(config, image_size=(height, width))")
     patches = (int(vision.image_size) // int(vision.patch_size)) ** 2
-    keeps_cls = getattr(config, "vision_feature_select_strategy", "default") == "full"
+    # "full" keeps the CLS token only where the tower has one: CLIP does, SigLIP (LLaVA-OneVision's) does not
+    # (27 x 27 = 729 tokens at 384 px, patch 14)
+    keeps_cls = (getattr(config, "vision_feature_select_strategy", "default") == "full"
+                 and getattr(vision, "model_type", None) == "clip_vision_model")
     return patches + (1 if keeps_cls else 0)

@@ -8,6 +8,7 @@ positions and then decodes. FLOPs follow ``FlopCounterMode`` (2 per multiply-add
 from __future__ import annotations
 
 import operator
+from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -156,6 +157,7 @@ def _one_sample(
     rank: int | None,
     dtype: Any,
     image_size: Any = None,
+    fastv_layer: int | None = None,
 ) -> FlopsBreakdown:
     kept, text, new = (_check_count(name, value) for name, value in zip(_COUNT_NAMES, sample, strict=True))
     views, vision_tokens, image_tokens = _geometry(config, image_size)
@@ -163,6 +165,8 @@ def _one_sample(
         raise ValueError(f"kept tokens must be <= the {image_tokens} tokens of one image, got {kept}")
     if solver is not None and solver not in SELECTION_SOLVERS:
         raise ValueError(f"unknown selection solver {solver!r}; expected None or one of {SELECTION_SOLVERS}")
+    if fastv_layer is not None:
+        return _fastv_sample(config, costs, kept, text, new, dtype, vision_tokens, image_tokens, views, fastv_layer)
     selection = 0
     if solver is not None and kept < image_tokens:  # an unpruned model runs no selector
         selection = selection_flops(vision_tokens, int(config.vision_config.hidden_size), solver, rank)
@@ -180,6 +184,39 @@ def _one_sample(
     )
 
 
+def _fastv_sample(
+    config: Any, costs: ComponentCosts, kept: int, text: int, new: int, dtype: Any, vision_tokens: int,
+    image_tokens: int, views: int, fastv_layer: Any,
+) -> FlopsBreakdown:
+    """FastV: the projector maps every image token and the first ``fastv_layer`` decoder layers see (and cache)
+    all of them; only the later layers run on ``kept`` image tokens. Every decoder layer costs the same, so the
+    language-model terms (prefill, decode, KV cache) split by layer count exactly; the LM head is counted once.
+    """
+    layers = int(config.text_config.num_hidden_layers)
+    if isinstance(fastv_layer, bool) or not isinstance(fastv_layer, int) or not 1 <= fastv_layer < layers:
+        raise ValueError(f"fastv_layer must be an int in [1, {layers - 1}] for a {layers}-layer language model, "
+                         f"got {fastv_layer!r}")
+    early = Fraction(fastv_layer, layers)
+    full, pruned = text + image_tokens, text + kept
+
+    def split(at_full: int, at_pruned: int) -> int:
+        return round(early * at_full + (1 - early) * at_pruned)
+
+    cached = max(new - 1, 0)
+    return FlopsBreakdown(
+        tokens=kept,
+        prompt_tokens=text,
+        new_tokens=new,
+        vision=views * costs.vision,
+        selection=0,  # the ranking is one attention row the model computes anyway
+        projector=costs.projector_flops(vision_tokens),  # FastV prunes inside the LLM: every token is projected
+        llm_prefill=split(costs.prefill_flops(full), costs.prefill_flops(pruned)),
+        decode=split(costs.decode_flops(full, new), costs.decode_flops(pruned, new)),
+        kv_cache_bytes=split(kv_cache_bytes(config, full + cached, dtype),
+                             kv_cache_bytes(config, pruned + cached, dtype)),
+    )
+
+
 def count_flops(
     config: Any = "llava-1.5-7b",
     tokens: int | None = None,
@@ -191,6 +228,7 @@ def count_flops(
     selection_rank: int | None = None,
     method: Method = "counted",
     image_size: tuple[int, int] | None = None,
+    fastv_layer: int | None = None,
 ) -> FlopsBreakdown:
     """FLOPs per component of one sample keeping ``tokens`` image tokens.
 
@@ -210,6 +248,9 @@ def count_flops(
             vision cost and positions depend on it (default 672 x 672); ``tokens`` then counts positions,
             newlines included, and the vision tower runs once per view. Qwen2(.5)-VL: the image is resized as its
             processor does (default 1008 x 672, 864 merged tokens), see :func:`qwen_vl_flops`. Ignored for LLaVA-1.5.
+        fastv_layer: count FastV instead of a selector before the projector: ``tokens`` image tokens are kept from
+            this decoder layer on, the projector and the first ``fastv_layer`` layers see them all (no selection
+            cost). LLaVA-1.5-style and anyres configs.
 
     Raises:
         ValueError: for an unknown model, negative counts or more tokens than one image has.
@@ -227,12 +268,15 @@ def count_flops(
         from adaptive_svdprune.flops._qwen import DEFAULT_QWEN_IMAGE_SIZE, qwen_vl_flops
 
         _counted_only(config, method)
+        if fastv_layer is not None:
+            raise ValueError(f"fastv_layer is not counted for {config.model_type} yet (LLaVA-1.5 and anyres only)")
         return qwen_vl_flops(config, image_size=image_size or DEFAULT_QWEN_IMAGE_SIZE, tokens=tokens,
                              prompt_tokens=prompt_tokens, new_tokens=new_tokens, dtype=dtype,
                              selection_solver=selection_solver, selection_rank=selection_rank)
     kept = _geometry(config, image_size)[2] if tokens is None else tokens
     sample = (_index(kept), _index(prompt_tokens), _index(new_tokens))
-    return _one_sample(config, _costs(config, method), sample, selection_solver, selection_rank, dtype, image_size)
+    return _one_sample(config, _costs(config, method), sample, selection_solver, selection_rank, dtype, image_size,
+                       fastv_layer)
 
 
 def _is_qwen_vl(config: Any) -> bool:
@@ -256,6 +300,7 @@ def batch_flops(
     method: Method = "counted",
     image_sizes: Sequence[tuple[int, int]] | Any | None = None,
     image_grid_thw: Any = None,
+    fastv_layer: int | None = None,
 ) -> list[FlopsBreakdown]:
     """Per-sample FLOPs of a real batch, from each sample's kept tokens and prompt length.
 
@@ -273,6 +318,7 @@ def batch_flops(
         image_sizes: ``(height, width)`` per sample (the processor's ``image_sizes``); required for the anyres
             families (LLaVA-NeXT, OneVision), ignored for LLaVA-1.5.
         image_grid_thw: Qwen2(.5)-VL: the processor's ``image_grid_thw``, one row per sample (required there).
+        fastv_layer: FastV at this layer (see :func:`count_flops`); ``kept_tokens`` are the tokens it keeps.
 
     Returns:
         One :class:`FlopsBreakdown` per sample.
@@ -299,6 +345,9 @@ def batch_flops(
     if _is_qwen_vl(config):  # one image per sample, its processor grid (t, h, w)
         from adaptive_svdprune.flops._qwen import qwen_vl_batch_flops
 
+        if fastv_layer is not None:
+            raise ValueError(f"fastv_layer is not counted for {config.model_type} yet (LLaVA-1.5 and anyres only)")
+
         _counted_only(config, method)
         if image_grid_thw is None:
             raise ValueError(f"{config.model_type} costs depend on each image's patch grid: pass image_grid_thw (the "
@@ -315,6 +364,6 @@ def batch_flops(
         raise ValueError(f"image_sizes has {len(sizes)} entries for {size} samples")
     costs = _costs(config, method)
     return [
-        _one_sample(config, costs, (_index(k), _index(t), _index(m)), selection_solver, r, dtype, s)
+        _one_sample(config, costs, (_index(k), _index(t), _index(m)), selection_solver, r, dtype, s, fastv_layer)
         for k, t, m, r, s in zip(kept_tokens, text_tokens, news, ranks, sizes, strict=True)
     ]
