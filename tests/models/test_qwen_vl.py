@@ -65,6 +65,21 @@ def _capture_positions(model: Any) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+@contextmanager
+def _capture_rotary_positions(model: Any) -> Iterator[list[torch.Tensor]]:
+    """Position ids each rotary-embedding call of the language model gets (FastV runs the layers itself)."""
+    seen: list[torch.Tensor] = []
+
+    def hook(module: Any, args: tuple, kwargs: dict) -> None:
+        seen.append((args[1] if len(args) > 1 else kwargs["position_ids"]).clone())
+
+    handle = model.model.language_model.rotary_emb.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 def _mrope(position_ids: torch.Tensor) -> torch.Tensor:
     return position_ids[-3:]  # (4, B, L) from generate: the text row first
 
@@ -392,21 +407,30 @@ def test_fastv_keeps_k_tokens_per_image_after_its_layer_and_the_3d_positions(
     handles = [layer.register_forward_pre_hook(first_length(i)) for i, layer in enumerate(layers)]
     pruned = prune_qwen_vl(model, BaselineConfig("fastv", budget=budget, fastv_layer=fastv_layer))
     try:
-        with _capture_positions(model) as seen:
+        with _capture_rotary_positions(model) as seen:
             _new(pruned, inputs)
     finally:
         for handle in handles:
             handle.remove()
     deltas = model.model.rope_deltas.clone()  # before the stock generate overwrites them
-    with _capture_positions(model) as stock_seen:
+    with _capture_rotary_positions(model) as stock_seen:
         _new(model, inputs)
     text = ((inputs["input_ids"] != model.config.image_token_id) & inputs["attention_mask"].bool()).sum(-1)
     assert pruned.last_kept_counts == [budget] * 3 and pruned.last_selection.method == "fastv"
     assert pruned.last_cache_lengths == (text + budget).tolist()
     assert lengths[fastv_layer - 1] == inputs["input_ids"].shape[1] and lengths[fastv_layer] == int(text.max()) + budget
-    for step in range(1, NEW):  # the decoding steps (the prefill runs layer by layer, outside the hook)
-        assert torch.equal(_mrope(seen[step - 1]), _mrope(stock_seen[step]))
-    next_pos = _mrope(stock_seen[1])[0, :, :1]
+    # the prefill's kept positions are the unpruned ones; the decoding steps continue from the same place
+    prepared = pruned.last_inputs
+    assert prepared is not None and torch.equal(seen[0], prepared.position_ids)  # stage 1: every token
+    for b, (start, length) in enumerate(span[0] for span in prepared.image_spans):
+        image_cols = torch.arange(start, start + length)[pruned.last_selection.indices[b]]
+        keep = prepared.attention_mask[b].bool().clone()
+        keep[start : start + length] = False
+        keep[image_cols] = True
+        assert torch.equal(seen[1][:, b, -int(keep.sum()):], prepared.position_ids[:, b, keep])  # stage 2: kept
+    for step in range(1, NEW):
+        assert torch.equal(_mrope(seen[-step]), _mrope(stock_seen[-step]))
+    next_pos = _mrope(stock_seen[-(NEW - 1)])[0, :, :1]
     assert torch.equal(deltas, next_pos - (text + budget)[:, None])
 
 
