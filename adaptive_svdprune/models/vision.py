@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["VisionFeatures", "extract_vision_features", "feature_layers"]
+__all__ = ["VisionFeatures", "extract_vision_features", "feature_layers", "has_cls_token"]
 
 
 @dataclass
@@ -91,6 +91,20 @@ def feature_layers(model: Any) -> list[int]:
     return out
 
 
+def has_cls_token(tower: Any) -> bool:
+    """Whether a vision tower prepends a CLS token (CLIP: a ``class_embedding``; SigLIP has none).
+
+    Example:
+        >>> from transformers import SiglipVisionConfig, SiglipVisionModel
+        >>> has_cls_token(SiglipVisionModel(SiglipVisionConfig(hidden_size=8, intermediate_size=8,
+        ...     num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)))
+        False
+    """
+    embeddings = getattr(tower, "embeddings", None) or getattr(getattr(tower, "vision_model", None), "embeddings",
+                                                                 None)
+    return hasattr(embeddings, "class_embedding")
+
+
 def _cls_attention(encoder_layer: Any, layer_input: torch.Tensor) -> torch.Tensor:
     """Head-averaged attention of token 0 (CLS) to every token in one CLIP-style encoder layer, float32."""
     norm = getattr(encoder_layer, "layer_norm1", None)
@@ -129,6 +143,14 @@ def extract_vision_features(
     tower = model.model.vision_tower
     layers = feature_layers(model)
     wanted = sorted(set(layers) | ({layers[-1] - 1} if with_cls_attention else set()))
+    if with_cls_attention and not has_cls_token(tower):
+        # Ranking by "CLS" attention here would rank by the attention of patch 0: refuse instead.
+        vision_type = getattr(model.config.vision_config, "model_type", None)
+        raise ValueError(
+            f"cls_attention needs a vision tower with a CLS token, but this {type(model).__name__}'s tower "
+            f"({type(tower).__name__}, vision model_type {vision_type!r}) has none (SigLIP towers, as in "
+            "LLaVA-OneVision, have none); use svd, random, uniform, l2norm or fastv"
+        )
     if with_cls_attention and layers[-1] == 0:
         raise ValueError("CLS attention is undefined for vision_feature_layer 0 (the embedding output)")
     out = tower(pixel_values.to(tower.device), output_hidden_states=wanted, return_dict=True)

@@ -68,3 +68,39 @@ def test_vision_features_container() -> None:
 def test_bad_pixel_values(tiny: tuple[Any, Any]) -> None:
     with pytest.raises(ValueError, match="pixel_values must be"):
         extract_vision_features(tiny[0], torch.randn(3, 336, 336))
+
+
+def _siglip_llava(strategy: str) -> Any:
+    from transformers import LlamaConfig, LlavaConfig, SiglipVisionConfig
+
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=56, patch_size=14)
+    text = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                       vocab_size=64)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=63, vision_feature_layer=-1,
+                         vision_feature_select_strategy=strategy)
+    torch.manual_seed(0)
+    return LlavaForConditionalGeneration(config).eval()
+
+
+@pytest.mark.parametrize("strategy", ["full", "default"], ids=["full", "default"])
+def test_cls_attention_is_refused_on_a_tower_without_cls(strategy: str) -> None:
+    from adaptive_svdprune.models.llava import prune_llava
+    from adaptive_svdprune.pruning.config import BaselineConfig
+
+    model = _siglip_llava(strategy)
+    pixels = torch.randn(2, 3, 56, 56)
+    match = r"CLS token.*SiglipVisionModel.*'siglip_vision_model'"
+    with pytest.raises(ValueError, match=match):
+        extract_vision_features(model, pixels, with_cls_attention=True)
+    with pytest.raises(ValueError, match=match):
+        prune_llava(model, BaselineConfig("cls_attention", budget=2)).vision_features(pixels)
+    if strategy == "full":  # the features themselves are fine: all 16 patches, none dropped
+        assert extract_vision_features(model, pixels).features.shape == (2, 16, 16)
+
+
+def test_has_cls_token(tiny: tuple[Any, Any]) -> None:
+    from adaptive_svdprune.models.vision import has_cls_token
+
+    assert has_cls_token(tiny[0].model.vision_tower)
+    assert not has_cls_token(_siglip_llava("full").model.vision_tower)
