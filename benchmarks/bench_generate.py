@@ -1,11 +1,14 @@
 """Prefill latency, peak memory and KV cache: unpruned LLaVA vs SVD-Prune at K tokens, measured in one run.
 
-Two models, random weights (speed and memory do not depend on the values):
+Three models, random weights (speed and memory do not depend on the values):
 
 * ``tiny``: the offline tiny checkpoint (``tiny_llava_path()``);
 * ``7b-shaped``: LLaVA-1.5-7B widths with reduced depth: CLIP ViT-L/14-336 tower (hidden 1024, 16 heads,
   336 px, patch 14 -> 576 tokens) with ``--vision-layers`` layers, the 2-layer GELU projector 1024 -> 4096,
   and a Llama decoder with hidden 4096, 32 heads, MLP 11008, vocabulary 32064 and ``--llm-layers`` layers.
+* ``next-7b-shaped``: LLaVA-NeXT-7B (v1.6 Vicuna) the same way: the same tower and decoder widths, the anyres
+  grids and newline; a 672 x 672 image gives 5 views and 2,928 positions (2,880 tokens + 48 newlines), pruned
+  to ``--next-budgets`` positions (newlines included, see ``adaptive_svdprune.models.anyres``).
 
 Prefill = one forward from pixels to the first token's logits with a KV cache, as ``generate`` does it:
 vision tower + selection + projector + language-model prefill. ``llm ms`` is the language model alone
@@ -13,7 +16,8 @@ vision tower + selection + projector + language-model prefill. ``llm ms`` is the
 before it (``VmHWM`` reset through ``/proc/self/clear_refs``; ``nan`` where unavailable). Every ratio is
 against the ``unpruned`` (stock ``model.forward``) row of the same model in the same run.
 
-Usage: python benchmarks/bench_generate.py [--models tiny,7b-shaped] [--budgets 192,64,32,16] [--json]
+Usage: python benchmarks/bench_generate.py [--models tiny,7b-shaped,next-7b-shaped] [--budgets 192,64,32,16]
+       [--next-budgets 640,320,160,64] [--json]
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adaptive_svdprune.commands._output import format_table
-from adaptive_svdprune.models.llava import load_llava, prune_llava
+from adaptive_svdprune.models.families import load_model, prune_model
 from adaptive_svdprune.models.tiny import tiny_llava_path
+from adaptive_svdprune.models.tiny_next import tiny_next_path
 from adaptive_svdprune.pruning.config import BaselineConfig, SVDPruneConfig
 from benchmarks._common import machine, timeit
 
@@ -66,8 +71,17 @@ def peak_extra_mb(fn: Callable[[], object]) -> float:
     return (_status_kb("VmHWM") - before) / 1024
 
 
-def seven_b_shaped(image_token_id: int, vision_layers: int, llm_layers: int, dtype: torch.dtype) -> Any:
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+def seven_b_shaped(image_token_id: int, vision_layers: int, llm_layers: int, dtype: torch.dtype,
+                   anyres: bool = False) -> Any:
+    """LLaVA-1.5-7B (or, with ``anyres``, LLaVA-NeXT-7B) widths with reduced depth, random weights."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+    )
 
     vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=vision_layers,
                               num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768,
@@ -75,10 +89,16 @@ def seven_b_shaped(image_token_id: int, vision_layers: int, llm_layers: int, dty
     text = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=llm_layers,
                        num_attention_heads=32, num_key_value_heads=32, vocab_size=32064,
                        max_position_embeddings=4096, rms_norm_eps=1e-5)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id,
-                         vision_feature_layer=-2, vision_feature_select_strategy="default")
+    common: dict[str, Any] = dict(vision_config=vision, text_config=text, image_token_id=image_token_id,
+                                  vision_feature_layer=-2, vision_feature_select_strategy="default")
     torch.manual_seed(0)
-    return LlavaForConditionalGeneration(config).to(dtype).eval()
+    model: Any
+    if anyres:
+        grids = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+        model = LlavaNextForConditionalGeneration(LlavaNextConfig(**common, image_grid_pinpoints=grids))
+    else:
+        model = LlavaForConditionalGeneration(LlavaConfig(**common))
+    return model.to(dtype).eval()
 
 
 class _LlmTimer:
@@ -99,8 +119,10 @@ class _LlmTimer:
             h.remove()
 
 
-def bench_model(name: str, model: Any, processor: Any, budgets: list[int], repeats: int) -> list[dict[str, Any]]:
-    inputs = dict(processor(images=_image(processor), text=QUESTION, return_tensors="pt"))
+def bench_model(name: str, model: Any, processor: Any, budgets: list[int], repeats: int,
+                image_size: int | None = None) -> list[dict[str, Any]]:
+    inputs = dict(processor(images=_image(processor, image_size), text=QUESTION, return_tensors="pt"))
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
     runners: list[tuple[str, int, Callable[[], Any]]] = [
         ("unpruned", tokens, lambda: model(**inputs, use_cache=True, logits_to_keep=1)),
@@ -108,7 +130,7 @@ def bench_model(name: str, model: Any, processor: Any, budgets: list[int], repea
     wrapped = [("wrapper, keep all", BaselineConfig("none"))]
     wrapped += [(f"svd K={k}", SVDPruneConfig(variance_threshold=0.9, budget=k)) for k in budgets]
     for label, config in wrapped:
-        pruned = prune_llava(model, config)
+        pruned = prune_model(model, config)
         runners.append((label, config.budget or tokens,
                         lambda p=pruned: p(**inputs, use_cache=True, logits_to_keep=1)))
     rows: list[dict[str, Any]] = []
@@ -149,16 +171,19 @@ def bench_model(name: str, model: Any, processor: Any, budgets: list[int], repea
     return rows
 
 
-def _image(processor: Any) -> Any:
+def _image(processor: Any, size: int | None = None) -> Any:
     from adaptive_svdprune.assets import draw_demo_image
 
-    return draw_demo_image("scene", size=int(processor.image_processor.crop_size["height"]))
+    return draw_demo_image("scene", size=size or int(processor.image_processor.crop_size["height"]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="tiny,7b-shaped", help="comma-separated: tiny, 7b-shaped")
-    parser.add_argument("--budgets", default="192,64,32,16", help="kept tokens per image")
+    parser.add_argument("--models", default="tiny,7b-shaped,next-7b-shaped",
+                        help="comma-separated: tiny, 7b-shaped, next-7b-shaped")
+    parser.add_argument("--budgets", default="192,64,32,16", help="kept tokens per image (LLaVA-1.5 models)")
+    parser.add_argument("--next-budgets", default="640,320,160,64",
+                        help="kept positions per image, newlines included (next-7b-shaped; 672 x 672 image)")
     parser.add_argument("--vision-layers", type=int, default=4, help="CLIP-L layers of the 7b-shaped tower")
     parser.add_argument("--llm-layers", type=int, default=2, help="Llama layers of the 7b-shaped decoder")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
@@ -171,20 +196,27 @@ def main() -> None:
     threads = args.threads or torch.get_num_threads()
     budgets = [int(k) for k in args.budgets.split(",")]
     dtype = getattr(torch, args.dtype)
-    _, processor = load_llava(tiny_llava_path())
+    _, processor = load_model(tiny_llava_path())
     rows: list[dict[str, Any]] = []
     for name in args.models.split(","):
+        size, model_budgets = None, budgets
         if name == "tiny":  # its matmuls are too small to split across threads (and suffer most from sharing)
-            model, processor = load_llava(tiny_llava_path())
+            model, processor = load_model(tiny_llava_path())
             model, repeats = model.to(dtype), max(args.repeats, 10)
             torch.set_num_threads(1)
         elif name == "7b-shaped":
+            _, processor = load_model(tiny_llava_path())
             model = seven_b_shaped(processor.image_token_id, args.vision_layers, args.llm_layers, dtype)
             repeats = args.repeats
             torch.set_num_threads(threads)
+        elif name == "next-7b-shaped":  # the tiny NeXT processor has LLaVA-NeXT's geometry (336 px views, grids)
+            _, processor = load_model(tiny_next_path())
+            model = seven_b_shaped(processor.image_token_id, args.vision_layers, args.llm_layers, dtype, anyres=True)
+            repeats, size, model_budgets = args.repeats, 672, [int(k) for k in args.next_budgets.split(",")]
+            torch.set_num_threads(threads)
         else:
-            raise SystemExit(f"unknown model {name!r}; known: tiny, 7b-shaped")
-        for row in bench_model(name, model, processor, budgets, repeats):
+            raise SystemExit(f"unknown model {name!r}; known: tiny, 7b-shaped, next-7b-shaped")
+        for row in bench_model(name, model, processor, model_budgets, repeats, size):
             rows.append({**row, "threads": torch.get_num_threads()})
         del model
         gc.collect()
@@ -193,7 +225,8 @@ def main() -> None:
         return
     print(f"# machine: {machine()} | {os.cpu_count()} cpus | {platform.platform()}")
     print(f"# dtype {args.dtype}; 7b-shaped = CLIP-L x{args.vision_layers} layers + Llama-4096 x{args.llm_layers} "
-          f"layers; batch 1; median of round-robin runs; ratios vs the unpruned row of the same model")
+          f"layers (next-7b-shaped: the same in LLaVA-NeXT, 672 x 672 image); batch 1; median of round-robin runs; "
+          "ratios vs the unpruned row of the same model")
     columns = ["model", "threads", "config", "kept", "seq", "prefill_ms", "speedup", "llm_ms", "llm_speedup", "peak_mb",
                "peak_ratio", "kv_mb", "kv_ratio"]
     print(format_table(rows, columns))
