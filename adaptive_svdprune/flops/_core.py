@@ -8,9 +8,9 @@ positions and then decodes. FLOPs follow ``FlopCounterMode`` (2 per multiply-add
 from __future__ import annotations
 
 import operator
-from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 from adaptive_svdprune.flops._analytic import analytic_costs
