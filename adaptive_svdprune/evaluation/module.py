@@ -180,6 +180,8 @@ class PrunedLlavaEvaluator(LightningModule):
 
         pixel_values = batch["pixel_values"]
         with_cls = "cls_attention" in self.pruned.config.requires
+        if "image_grid_thw" in batch:  # native resolution (Qwen2-VL): (T_i, D) merged tokens per image
+            return self._merged_features(batch)
         if self.feature_cache is None:
             return self.pruned.vision_features(pixel_values, cls_attention=with_cls)
         paths = batch["image_paths"]
@@ -197,6 +199,25 @@ class PrunedLlavaEvaluator(LightningModule):
         feats = torch.stack([e["features"] for e in entries]).to(device)
         attn = torch.stack([e["cls_attention"] for e in entries]).to(device) if with_cls else None
         return VisionFeatures(feats, attn)
+
+    def _merged_features(self, batch: dict[str, Any]) -> Any:
+        from adaptive_svdprune.models.qwen_features import image_pixel_values
+
+        pixel_values, grid = batch["pixel_values"], batch["image_grid_thw"]
+        if self.feature_cache is None:
+            return self.pruned.vision_features(pixel_values, image_grid_thw=grid)
+        paths = batch["image_paths"]
+        entries = [self.feature_cache.get(p) for p in paths]
+        # an entry made at another resolution (processor pixel bounds changed) is recomputed
+        missing = [i for i, e in enumerate(entries)
+                   if e is None or "grid_thw" not in e or not torch.equal(e["grid_thw"].cpu(), grid[i].cpu())]
+        if missing:  # only the missing images go through the tower
+            pixels, rows = image_pixel_values(pixel_values, grid, missing)
+            fresh = self.pruned.cache_entries(self.pruned.vision_features(pixels, image_grid_thw=rows))
+            for i, entry in zip(missing, fresh, strict=True):
+                self.feature_cache.put(paths[i], entry)
+                entries[i] = entry
+        return self.pruned.features_from_cache(entries)
 
     def _answers(self, wrapper: Any, batch: dict[str, Any], features: Any) -> tuple[list[str], list[int]]:
         tokens = wrapper.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -222,12 +243,13 @@ class PrunedLlavaEvaluator(LightningModule):
         solver = config.solver if isinstance(config, SVDPruneConfig) else None
         if solver == "auto":
             solver = "gram"
+        grids = {"image_grid_thw": batch["image_grid_thw"]} if "image_grid_thw" in batch else {}  # Qwen2-VL
         pruned = batch_flops(cfg, kept if config.method != "fastv" else full_tokens, text, new_tokens,
-                             selection_solver=solver if config.method not in ("none",) else None)
-        unpruned = batch_flops(cfg, full_tokens, text, new_tokens, selection_solver=None)
+                             selection_solver=solver if config.method not in ("none",) else None, **grids)
+        unpruned = batch_flops(cfg, full_tokens, text, new_tokens, selection_solver=None, **grids)
         totals = [p.total for p in pruned]
         if config.method == "fastv":  # FastV keeps every token for its first layers: weight by layer count
-            fast = batch_flops(cfg, kept, text, new_tokens, selection_solver=None)
+            fast = batch_flops(cfg, kept, text, new_tokens, selection_solver=None, **grids)
             share = min(1.0, self.pruned.config.fastv_layer / cfg.text_config.num_hidden_layers)
             totals = [f.vision + f.projector + share * (u.llm_prefill + u.decode) + (1 - share) *
                       (f.llm_prefill + f.decode) for f, u in zip(fast, unpruned, strict=True)]

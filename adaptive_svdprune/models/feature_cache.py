@@ -40,10 +40,12 @@ def model_cache_key(model: Any, name: str) -> str:
     vision = config.vision_config
     parts = {
         "name": str(name),
-        "layer": config.vision_feature_layer,
-        "strategy": config.vision_feature_select_strategy,
+        "layer": getattr(config, "vision_feature_layer", None),  # None: Qwen2-VL (merged tower outputs)
+        "strategy": getattr(config, "vision_feature_select_strategy", None),
         "vision": {k: getattr(vision, k, None) for k in ("hidden_size", "num_hidden_layers", "image_size",
                                                           "patch_size")},
+        # Qwen2-VL towers only (absent elsewhere, so LLaVA keys are unchanged)
+        **{k: getattr(vision, k) for k in ("spatial_merge_size", "out_hidden_size") if hasattr(vision, k)},
         "dtype": str(next(model.parameters()).dtype),
     }
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -63,7 +65,7 @@ def entry_problem(entry: object, feature_shape: tuple[int, ...] | None = None,
     """
     if not isinstance(entry, dict) or not isinstance(entry.get("features"), torch.Tensor):
         return f"not a dict with a 'features' tensor (got {type(entry).__name__})"
-    unknown = sorted(set(entry) - {"features", "cls_attention"})
+    unknown = sorted(set(entry) - {"features", "cls_attention", "grid_thw"})  # grid_thw: Qwen2-VL images
     if unknown:
         return f"unexpected keys {unknown}"
     features = entry["features"]

@@ -71,8 +71,6 @@ def test_per_image_cache_entries_rebuild_the_features(loaded: tuple[Any, Any], b
     assert torch.allclose(a, b, atol=1e-5)  # one image per tower call vs four: same features up to rounding
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation's feature cache key, feature extraction and FLOPs are "
-                                       "LLaVA-shaped (no image_grid_thw, fixed token count)")
 def test_run_evaluation_on_the_tiny_checkpoint(tmp_path: Path) -> None:
     from adaptive_svdprune.evaluation import EvalConfig, run_evaluation
 
@@ -83,7 +81,6 @@ def test_run_evaluation_on_the_tiny_checkpoint(tmp_path: Path) -> None:
     assert metrics["tflops_per_sample"] < metrics["tflops_unpruned_per_sample"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs evaluation support for native-resolution features (see above)")
 def test_two_search_trials_on_the_tiny_checkpoint(tmp_path: Path) -> None:
     from adaptive_svdprune.search.trial import TrialSettings, run_trial
 
