@@ -139,3 +139,28 @@ def test_strict_json_maps_non_finite_to_null() -> None:
     from adaptive_svdprune.evaluation import strict_json
 
     assert json.loads(strict_json({"a": float("nan"), "b": [float("inf"), 1.0]})) == {"a": None, "b": [None, 1.0]}
+
+
+def test_fastv_flops_count_its_first_layers_and_projector_on_every_token(tmp_path: Path) -> None:
+    """FastV prunes inside the LLM: its projector and first K layers run on every image token, the later layers
+    on the kept ones. Each question's TFLOPs equal that count for its own prompt length."""
+    from PIL import Image
+
+    from adaptive_svdprune.data import load_task
+    from adaptive_svdprune.data.prompts import build_prompt, format_question
+    from adaptive_svdprune.evaluation.runner import _load
+    from adaptive_svdprune.flops import batch_flops
+
+    cfg = _cfg(tmp_path, method="fastv", budget=16, limit=2, batch_size=1, max_new_tokens=1)
+    fastv = run_evaluation(cfg)
+    model, processor = _load(cfg)
+    records = {str(r["question_id"]): r for r in read_predictions(tmp_path / "run" / "predictions.jsonl")}
+    for sample in load_task("gqa", cfg.data_dir(), limit=2).samples:
+        inputs = processor(images=Image.open(sample.image_path).convert("RGB"),
+                           text=build_prompt(processor, format_question(sample.question)), return_tensors="pt")
+        text = int((inputs["input_ids"] != model.config.image_token_id).sum())
+        [expected] = batch_flops(model.config, [16], [text], 1, selection_solver=None, fastv_layer=cfg.fastv_layer)
+        [pre_projector] = batch_flops(model.config, [16], [text], 1, selection_solver=None)
+        assert records[sample.question_id]["tflops"] == pytest.approx(expected.total / 1e12, rel=1e-9)
+        assert expected.projector > pre_projector.projector  # the projector saw all 576 tokens
+    assert fastv["tflops"] < fastv["tflops_unpruned_per_sample"]

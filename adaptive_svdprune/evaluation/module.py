@@ -248,7 +248,11 @@ class PrunedLlavaEvaluator(LightningModule):
                              selection_solver=solver if config.method not in ("none",) else None, **grids)
         unpruned = batch_flops(cfg, full_tokens, text, new_tokens, selection_solver=None, **grids)
         totals = [p.total for p in pruned]
-        if config.method == "fastv":  # FastV keeps every token for its first layers: weight by layer count
+        if config.method == "fastv" and not grids:
+            # FastV: projector and first K layers on every image token, the later layers on the kept ones
+            totals = [f.total for f in batch_flops(cfg, kept, text, new_tokens, selection_solver=None,
+                                                   fastv_layer=config.fastv_layer)]
+        elif config.method == "fastv":  # Qwen2-VL (merger inside the vision tower): weight by layer count
             fast = batch_flops(cfg, kept, text, new_tokens, selection_solver=None, **grids)
             share = min(1.0, self.pruned.config.fastv_layer / cfg.text_config.num_hidden_layers)
             totals = [f.vision + f.projector + share * (u.llm_prefill + u.decode) + (1 - share) *
