@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shlex
@@ -16,19 +15,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 FAMILIES = ["tiny-next", "tiny-onevision"]
-
-
-def _evaluator_forwards_image_inputs() -> bool:
-    """True once the evaluator passes the wrappers' image inputs (``image_sizes``) to ``vision_features``."""
-    from adaptive_svdprune.evaluation.module import PrunedLlavaEvaluator
-
-    return "image_input_names" in inspect.getsource(PrunedLlavaEvaluator)
-
-
-needs_evaluator = pytest.mark.skipif(
-    not _evaluator_forwards_image_inputs(),
-    reason="evaluation/module.py does not yet forward image_sizes to anyres wrappers (issue 11 follow-up)",
-)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -52,7 +38,6 @@ def test_generate_command(model: str, tmp_path: Path) -> None:
     assert result["kept_tokens"] == 48 and result["image_tokens"] > 48 and result["answer"]
 
 
-@needs_evaluator
 @pytest.mark.parametrize("model", FAMILIES)
 def test_evaluation_end_to_end(model: str, tmp_path: Path) -> None:
     from adaptive_svdprune.evaluation import EvalConfig, run_evaluation
@@ -68,7 +53,6 @@ def test_evaluation_end_to_end(model: str, tmp_path: Path) -> None:
     assert metrics["feature_cache_hits"] >= 2
 
 
-@needs_evaluator
 @pytest.mark.parametrize("model", FAMILIES)
 def test_two_trial_search(model: str, tmp_path: Path) -> None:
     space = {"variance_threshold": {"_type": "choice", "_value": [0.9]},

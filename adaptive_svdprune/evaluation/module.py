@@ -176,29 +176,24 @@ class PrunedLlavaEvaluator(LightningModule):
 
     # -- features (cached per image when a cache is given) -------------------------------------------------
     def _features(self, batch: dict[str, Any]) -> Any:
-        from adaptive_svdprune.models.vision import VisionFeatures
-
         pixel_values = batch["pixel_values"]
         with_cls = "cls_attention" in self.pruned.config.requires
         if "image_grid_thw" in batch:  # native resolution (Qwen2-VL): (T_i, D) merged tokens per image
             return self._merged_features(batch)
+        # family-specific image inputs (LLaVA-NeXT/OneVision: image_sizes), passed along with the pixels
+        extra = {k: batch[k] for k in getattr(self.pruned, "image_input_names", ()) if k in batch}
         if self.feature_cache is None:
-            return self.pruned.vision_features(pixel_values, cls_attention=with_cls)
+            return self.pruned.vision_features(pixel_values, cls_attention=with_cls, **extra)
         paths = batch["image_paths"]
         entries = [self.feature_cache.get(p) for p in paths]
         missing = [i for i, e in enumerate(entries) if e is None or (with_cls and "cls_attention" not in e)]
-        if missing:
-            fresh = self.pruned.vision_features(pixel_values[missing], cls_attention=True)
-            for j, i in enumerate(missing):
-                entry = {"features": fresh.features[j]}
-                if fresh.cls_attention is not None:
-                    entry["cls_attention"] = fresh.cls_attention[j]
+        if missing:  # only the missing images go through the tower
+            fresh = self.pruned.vision_features(pixel_values[missing], cls_attention=True,
+                                                **{k: v[missing] for k, v in extra.items()})
+            for i, entry in zip(missing, self.pruned.cache_entries(fresh), strict=True):
                 self.feature_cache.put(paths[i], entry)
                 entries[i] = entry
-        device = self.model.get_input_embeddings().weight.device
-        feats = torch.stack([e["features"] for e in entries]).to(device)
-        attn = torch.stack([e["cls_attention"] for e in entries]).to(device) if with_cls else None
-        return VisionFeatures(feats, attn)
+        return self.pruned.features_from_cache(entries)
 
     def _merged_features(self, batch: dict[str, Any]) -> Any:
         from adaptive_svdprune.models.qwen_features import image_pixel_values
@@ -244,14 +239,16 @@ class PrunedLlavaEvaluator(LightningModule):
         if solver == "auto":
             solver = "gram"
         grids = {"image_grid_thw": batch["image_grid_thw"]} if "image_grid_thw" in batch else {}  # Qwen2-VL
+        if batch.get("image_sizes") is not None:  # anyres families: cost depends on each image's size
+            grids = {"image_sizes": batch["image_sizes"]}
         pruned = batch_flops(cfg, kept if config.method != "fastv" else full_tokens, text, new_tokens,
                              selection_solver=solver if config.method not in ("none",) else None, **grids)
         unpruned = batch_flops(cfg, full_tokens, text, new_tokens, selection_solver=None, **grids)
         totals = [p.total for p in pruned]
-        if config.method == "fastv" and not grids:
+        if config.method == "fastv" and "image_grid_thw" not in grids:
             # FastV: projector and first K layers on every image token, the later layers on the kept ones
             totals = [f.total for f in batch_flops(cfg, kept, text, new_tokens, selection_solver=None,
-                                                   fastv_layer=config.fastv_layer)]
+                                                   fastv_layer=config.fastv_layer, **grids)]
         elif config.method == "fastv":  # Qwen2-VL (merger inside the vision tower): weight by layer count
             fast = batch_flops(cfg, kept, text, new_tokens, selection_solver=None, **grids)
             share = min(1.0, self.pruned.config.fastv_layer / cfg.text_config.num_hidden_layers)

@@ -65,12 +65,14 @@ def entry_problem(entry: object, feature_shape: tuple[int, ...] | None = None,
     """
     if not isinstance(entry, dict) or not isinstance(entry.get("features"), torch.Tensor):
         return f"not a dict with a 'features' tensor (got {type(entry).__name__})"
-    unknown = sorted(set(entry) - {"features", "cls_attention", "grid_thw"})  # grid_thw: Qwen2-VL images
+    # grid_thw: Qwen2-VL images; image_size: anyres (LLaVA-NeXT/OneVision) entries of shape (views, T, D)
+    unknown = sorted(set(entry) - {"features", "cls_attention", "grid_thw", "image_size"})
     if unknown:
         return f"unexpected keys {unknown}"
     features = entry["features"]
-    if features.dim() != 2 or not features.is_floating_point():
-        return f"features must be a 2-D floating tensor, got {tuple(features.shape)} {features.dtype}"
+    if features.dim() != (3 if "image_size" in entry else 2) or not features.is_floating_point():
+        return (f"features must be a 2-D (3-D with image_size) floating tensor, got {tuple(features.shape)} "
+                f"{features.dtype}")
     if feature_shape is not None and tuple(features.shape) != tuple(feature_shape):
         return f"features have shape {tuple(features.shape)}, expected {tuple(feature_shape)}"
     if dtype is not None and features.dtype != dtype:
@@ -79,9 +81,9 @@ def entry_problem(entry: object, feature_shape: tuple[int, ...] | None = None,
         return "features hold non-finite values (NaN or Inf)"
     attn = entry.get("cls_attention")
     if attn is not None:
-        if not isinstance(attn, torch.Tensor) or tuple(attn.shape) != (features.shape[0],):
+        if not isinstance(attn, torch.Tensor) or tuple(attn.shape) != tuple(features.shape[:-1]):
             shape = tuple(attn.shape) if isinstance(attn, torch.Tensor) else type(attn).__name__
-            return f"cls_attention must have shape ({features.shape[0]},), got {shape}"
+            return f"cls_attention must have shape {tuple(features.shape[:-1])}, got {shape}"
         if not bool(torch.isfinite(attn).all()):
             return "cls_attention holds non-finite values (NaN or Inf)"
     return None
