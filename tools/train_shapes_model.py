@@ -331,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions-per-image", type=int, default=6)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--aux-weight", type=float, default=1.0)
+    p.add_argument("--bg-weight", type=float, default=0.05,
+                   help="weight of background patches in the per-patch loss (object patches: 1); 0.2 left the "
+                   "object colours unlearnt")
     p.add_argument("--attn-weight", type=float, default=0.5,
                    help="weight of the attention loss: layer --attn-layer looks at the objects asked about")
     p.add_argument("--attn-layer", type=int, default=1)
@@ -342,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--threads", type=int, default=1,
                    help="1 beats 2 when another process shares the 2 cores (OpenMP threads then spin)")
+    p.add_argument("--init-from", default=None, help="start from this checkpoint instead of random weights")
     p.add_argument("--max-minutes", type=float, default=None, help="stop early (breaks determinism)")
     args = p.parse_args(argv)
 
@@ -350,7 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, processor = build_model(out, args)
+    if args.init_from:  # a second stage: continue from a saved checkpoint (its tokenizer and processor)
+        from adaptive_svdprune.models.llava import load_llava
+
+        model, processor = load_llava(args.init_from)
+        model.train()
+        processor.tokenizer.padding_side = "left"
+        args.vision_width = model.config.vision_config.hidden_size
+    else:
+        model, processor = build_model(out, args)
     head = nn.Linear(args.vision_width, sum(len(v) for v in PATCH_LABELS.values()))
     splits = [len(v) for v in PATCH_LABELS.values()]
     label_weights = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5}
@@ -392,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         aux_logits = head(feats).split(splits, dim=-1)
         labels = cache.labels[index]
         obj = (labels[:, 1] > 0).float()  # object patches (shape label) weigh more than background
-        weight = 0.2 + 0.8 * obj
+        weight = args.bg_weight + (1 - args.bg_weight) * obj
         aux: torch.Tensor = sum(w * (F.cross_entropy(lg.transpose(1, 2), labels[:, k], reduction="none") * weight).sum()
                   / weight.sum() for k, (lg, w) in enumerate(zip(aux_logits, label_weights.values(), strict=True)))
         loss = answer_loss + args.aux_weight * aux

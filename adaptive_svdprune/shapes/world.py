@@ -131,7 +131,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def _sign_box(word: str) -> tuple[int, int]:
     left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox(
         (0, 0), word.upper(), font=_font(_SIGN_FONT_SIZE))
-    return right - left + 16, bottom - top + 14
+    return int(right - left) + 16, int(bottom - top) + 14  # FreeType boxes are whole pixels
 
 
 def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: Any, ink: Any = 0) -> None:
