@@ -238,4 +238,7 @@ def run(args: argparse.Namespace) -> int:
     if not results.trials:
         print("adaptive-svdprune search: error: no successful trials", file=sys.stderr)
         return 1
+    if outcome.status == "STALLED":  # the finished trials are written above; the search itself did not complete
+        print(f"adaptive-svdprune search: error: {outcome.errors[-1]}", file=sys.stderr)
+        return 1
     return 0

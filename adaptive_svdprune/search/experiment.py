@@ -66,6 +66,11 @@ _NO_MORE_TRIALS = ("NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL")
 # DONE, and trials it has queued but not yet submitted are not listed; its loop runs every 5 s, so "all listed
 # trials ended" must hold this long before we believe it.
 _SETTLE_S = 12.0
+# NOTE: NNI 3.0's dispatcher can die while the manager keeps reporting RUNNING (TPE's duplicate-parameter fallback
+# raises KeyError in receive_trial_result); then no trial is ever submitted again. A tuner answers a finished
+# trial within seconds, so every listed trial ended, fewer than maxTrialNumber, and no new trial for this long
+# means the search has stalled: stop it (keeping the finished trials) instead of waiting for the timeout.
+_STALL_S = 120.0
 
 
 #: Signals that stop a running experiment the way Ctrl-C does.
@@ -336,6 +341,8 @@ def _wait(
 
     seen: set[str] = set()
     settled_since: float | None = None
+    stalled_since: float | None = None
+    stalled_jobs = 0
     while True:
         raise_if_stopped()
         check = rest.get(exp.port, "/check-status")
@@ -353,6 +360,17 @@ def _wait(
         all_ended = bool(jobs) and len(ended) == len(jobs)
         if status in _FINAL_EXPERIMENT_STATUSES or (total is not None and len(ended) >= total):
             return status, False, errors
+        if all_ended and status not in _NO_MORE_TRIALS:
+            stalled_since = stalled_since if stalled_since is not None and len(jobs) == stalled_jobs else None
+            stalled_since = time.monotonic() if stalled_since is None else stalled_since
+            stalled_jobs = len(jobs)
+            if time.monotonic() - stalled_since >= _STALL_S:
+                return "STALLED", False, [*errors, (
+                    f"NNI submitted no new trial for {_STALL_S:.0f} s after {len(jobs)} of "
+                    f"{total if total is not None else '?'} trials ended (status {status}): its dispatcher has "
+                    f"probably died; see log/dispatcher.log in the experiment folder")]
+        else:
+            stalled_since = None
         if status in _NO_MORE_TRIALS and all_ended:
             settled_since = settled_since if settled_since is not None else time.monotonic()
             if time.monotonic() - settled_since >= _SETTLE_S:
