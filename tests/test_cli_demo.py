@@ -36,7 +36,7 @@ def test_demo_short_run(tmp_path: Path) -> None:
     out, profile = tmp_path / "demo", tmp_path / "profiles" / "demo.yaml"
     proc = subprocess.run(
         [sys.executable, "-m", "adaptive_svdprune.cli", "demo", "--tasks", "gqa", "--trials", "2", "--concurrency",
-         "2", "--questions", "8", "--compare-methods", "svd,random", "--compare-budgets", "16,576", "--out", str(out),
+         "1", "--questions", "8", "--compare-methods", "svd,random", "--compare-budgets", "16,576", "--out", str(out),
          "--profile", str(profile), "--no-wandb", "--json"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
