@@ -94,10 +94,23 @@ class PreparedInputs:
     image_spans: list[list[tuple[int, int]]]
 
 
-def _check_config(config: object) -> SelectorConfig:
+def check_selector_config(config: object) -> SelectorConfig:
+    """``config`` itself when it is a selector config (SVD-Prune or a baseline); ``TypeError`` otherwise."""
     if not isinstance(config, (SVDPruneConfig, BaselineConfig)):
         raise TypeError(f"config must be an SVDPruneConfig or a BaselineConfig, got {type(config).__name__}")
     return config
+
+
+def default_pad_id(model: Any) -> int:
+    """The model's pad token id (from its config, text config or generation config), else 0.
+
+    The value never matters for the outputs: padded positions are masked out.
+    """
+    for source in (model.config, model.config.text_config, model.generation_config):
+        pad = getattr(source, "pad_token_id", None)
+        if isinstance(pad, int):
+            return pad
+    return 0
 
 
 class PrunedLlava:
@@ -119,7 +132,7 @@ class PrunedLlava:
         self._check_model(model)
         self.model: Any = model
         self.config = config
-        self.pad_token_id = pad_token_id if pad_token_id is not None else self._default_pad_id(model)
+        self.pad_token_id = pad_token_id if pad_token_id is not None else default_pad_id(model)
         self.last_selection: TokenSelection | None = None
         self.last_kept_counts: list[int] = []
         self.last_inputs: PreparedInputs | None = None
@@ -135,21 +148,13 @@ class PrunedLlava:
     def _pop_image_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {k: kwargs.pop(k) for k in self.image_input_names if k in kwargs}
 
-    @staticmethod
-    def _default_pad_id(model: Any) -> int:
-        for source in (model.config, model.config.text_config, model.generation_config):
-            pad = getattr(source, "pad_token_id", None)
-            if isinstance(pad, int):
-                return pad
-        return 0  # the value never matters: padded positions are masked out
-
     @property
     def config(self) -> SelectorConfig:
         return self._config
 
     @config.setter
     def config(self, value: SelectorConfig) -> None:
-        self._config = _check_config(value)
+        self._config = check_selector_config(value)
 
     @property
     def image_token_id(self) -> int:

@@ -41,10 +41,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from adaptive_svdprune.models.llava import check_selector_config, default_pad_id
 from adaptive_svdprune.models.placeholders import image_placeholder_runs
 from adaptive_svdprune.models.qwen_features import MergedVisionFeatures, image_pixel_values
 from adaptive_svdprune.models.qwen_processor import image_only_processor, load_qwen_vl_processor
-from adaptive_svdprune.pruning.config import BaselineConfig, SelectorConfig, SVDPruneConfig, select_tokens
+from adaptive_svdprune.pruning.config import BaselineConfig, SelectorConfig, select_tokens
 from adaptive_svdprune.pruning.selection import TokenSelection
 
 __all__ = [
@@ -102,8 +103,7 @@ class PreparedQwenInputs:
 
 
 def _check_config(config: object) -> SelectorConfig:
-    if not isinstance(config, (SVDPruneConfig, BaselineConfig)):
-        raise TypeError(f"config must be an SVDPruneConfig or a BaselineConfig, got {type(config).__name__}")
+    config = check_selector_config(config)
     if "cls_attention" in config.requires:
         raise ValueError(
             f"method {config.method!r} needs the attention of a CLS token, and the Qwen2(.5)-VL vision tower has "
@@ -129,19 +129,11 @@ class PrunedQwenVL:
             raise TypeError(f"prune_qwen_vl needs one of {QWEN_VL_CLASSES}, got {type(model).__name__}")
         self.model: Any = model
         self.config = config
-        self.pad_token_id = pad_token_id if pad_token_id is not None else self._default_pad_id(model)
+        self.pad_token_id = pad_token_id if pad_token_id is not None else default_pad_id(model)
         self.last_selection: TokenSelection | None = None
         self.last_kept_counts: list[int] = []
         self.last_inputs: PreparedQwenInputs | None = None
         self.last_cache_lengths: list[int] = []
-
-    @staticmethod
-    def _default_pad_id(model: Any) -> int:
-        for source in (model.config, model.config.text_config, model.generation_config):
-            pad = getattr(source, "pad_token_id", None)
-            if isinstance(pad, int):
-                return pad
-        return 0  # the value never matters: padded positions are masked out
 
     @property
     def config(self) -> SelectorConfig:
