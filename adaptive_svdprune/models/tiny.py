@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,6 @@ def build_tiny_llava(path: str | os.PathLike[str], seed: int = 0) -> Path:
     from transformers import (
         CLIPImageProcessorPil,
         CLIPVisionConfig,
-        GenerationConfig,
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
@@ -133,15 +132,8 @@ def build_tiny_llava(path: str | os.PathLike[str], seed: int = 0) -> Path:
         vision_feature_layer=-2, vision_feature_select_strategy="default",
         image_seq_length=(_IMAGE_SIZE // _PATCH_SIZE) ** 2, projector_hidden_act="gelu",
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=16,
-    )
-    with _quiet_progress():
-        model.save_pretrained(path)
+    save_seeded(LlavaForConditionalGeneration, config, path, seed, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     crop = _IMAGE_SIZE
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop},
@@ -182,14 +174,25 @@ def tiny_llava_path(cache_dir: str | os.PathLike[str] | None = None, seed: int =
     ``~/.cache/adaptive-svdprune``. The build goes to a temporary sibling folder that is renamed into place, so
     concurrent callers never see a half-written checkpoint.
     """
+    return cached_checkpoint(f"tiny-llava-{TINY_VERSION}-seed{seed}", lambda path: build_tiny_llava(path, seed=seed),
+                             cache_dir)
+
+
+def cached_checkpoint(name: str, build: Callable[[Path], object],
+                      cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<cache>/<name>``, built by ``build(folder)`` the first time (every tiny checkpoint is cached this way).
+
+    The build goes to a temporary sibling folder that is renamed into place, so concurrent callers never see a
+    half-written checkpoint; ``cache_dir`` defaults as for :func:`tiny_llava_path`.
+    """
     root = Path(cache_dir) if cache_dir is not None else _default_cache_root()
-    target = root / f"tiny-llava-{TINY_VERSION}-seed{seed}"
+    target = root / name
     if (target / "config.json").is_file() and (target / "processor_config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-llava-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        build_tiny_llava(staging, seed=seed)
+        build(staging)
         try:
             staging.rename(target)
         except OSError:  # another process finished first: keep its copy
@@ -198,3 +201,17 @@ def tiny_llava_path(cache_dir: str | os.PathLike[str] | None = None, seed: int =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def save_seeded(model_class: Any, config: Any, path: Path, seed: int, **generation: Any) -> Any:
+    """Instantiate ``model_class(config)`` with weights from ``seed`` (the global RNG is left untouched), give it
+    a greedy 16-token generation config (``generation`` holds its token ids) and save it quietly to ``path``."""
+    from transformers import GenerationConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config).eval()
+    model.generation_config = GenerationConfig(**generation, do_sample=False, max_new_tokens=16)
+    with _quiet_progress():
+        model.save_pretrained(path)
+    return model

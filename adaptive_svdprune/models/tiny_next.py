@@ -21,14 +21,10 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
-from adaptive_svdprune.models.tiny import LLAVA_15_CHAT_TEMPLATE, _default_cache_root, _quiet_progress, _train_tokenizer
+from adaptive_svdprune.models.tiny import LLAVA_15_CHAT_TEMPLATE, _train_tokenizer, cached_checkpoint, save_seeded
 
 __all__ = ["CHATML_TEMPLATE", "TINY_NEXT_VERSION", "build_tiny_anyres", "tiny_next_path", "tiny_onevision_path"]
 
@@ -128,7 +124,6 @@ def build_tiny_anyres(path: str | os.PathLike[str], family: Family = "next", see
     The same ``seed`` gives the same weights; the global RNG state is left untouched. Loads with
     :func:`adaptive_svdprune.models.families.load_model`.
     """
-    from transformers import GenerationConfig
 
     if family not in ("next", "onevision"):
         raise ValueError(f"family must be 'next' or 'onevision', got {family!r}")
@@ -141,36 +136,15 @@ def build_tiny_anyres(path: str | os.PathLike[str], family: Family = "next", see
         tokenizer.add_special_tokens({"additional_special_tokens": ["<video>", "<|im_start|>", "<|im_end|>"]})
         tokenizer.save_pretrained(path)
     model_class, (config, processor) = (_next if family == "next" else _onevision)(path, tokenizer)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_class(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=16,
-    )
-    with _quiet_progress():
-        model.save_pretrained(path)
+    save_seeded(model_class, config, path, seed, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     processor.save_pretrained(path)
     return path
 
 
 def _cached(family: Family, cache_dir: str | os.PathLike[str] | None, seed: int) -> Path:
-    root = Path(cache_dir) if cache_dir is not None else _default_cache_root()
-    target = root / f"tiny-{family}-{TINY_NEXT_VERSION}-seed{seed}"
-    if (target / "config.json").is_file() and (target / "processor_config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tiny-{family}-", dir=root))
-    try:
-        build_tiny_anyres(staging, family=family, seed=seed)
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished first: keep its copy
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return cached_checkpoint(f"tiny-{family}-{TINY_NEXT_VERSION}-seed{seed}",
+                             lambda path: build_tiny_anyres(path, family=family, seed=seed), cache_dir)
 
 
 def tiny_next_path(cache_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> Path:

@@ -23,14 +23,10 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from adaptive_svdprune.models.tiny import _default_cache_root, _quiet_progress
+from adaptive_svdprune.models.tiny import cached_checkpoint, save_seeded
 
 __all__ = ["QWEN2_5_VL_CHAT_TEMPLATE", "TINY_QWEN_VERSION", "build_tiny_qwen_vl", "tiny_qwen_vl_path"]
 
@@ -101,7 +97,6 @@ def build_tiny_qwen_vl(path: str | os.PathLike[str], seed: int = 0) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     from transformers import (
-        GenerationConfig,
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
         Qwen2VLImageProcessorPil,
@@ -135,15 +130,8 @@ def build_tiny_qwen_vl(path: str | os.PathLike[str], seed: int = 0) -> Path:
         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"], do_sample=False, max_new_tokens=16,
-    )
-    with _quiet_progress():
-        model.save_pretrained(path)
+    save_seeded(Qwen2_5_VLForConditionalGeneration, config, path, seed, bos_token_id=ids["<|endoftext|>"],
+                eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad_token_id=ids["<|endoftext|>"])
     unit = (_PATCH_SIZE * _MERGE_SIZE) ** 2
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=_MIN_MERGED * unit, max_pixels=_MAX_MERGED * unit, patch_size=_PATCH_SIZE,
@@ -160,19 +148,5 @@ def tiny_qwen_vl_path(cache_dir: str | os.PathLike[str] | None = None, seed: int
     ``cache_dir`` defaults as for :func:`adaptive_svdprune.models.tiny.tiny_llava_path`. The build goes to a
     temporary sibling folder that is renamed into place, so concurrent callers never see a half-written checkpoint.
     """
-    root = Path(cache_dir) if cache_dir is not None else _default_cache_root()
-    target = root / f"tiny-qwen2.5-vl-{TINY_QWEN_VERSION}-seed{seed}"
-    if (target / "config.json").is_file() and (target / "processor_config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-qwen-", dir=root))
-    try:
-        build_tiny_qwen_vl(staging, seed=seed)
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished first: keep its copy
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return cached_checkpoint(f"tiny-qwen2.5-vl-{TINY_QWEN_VERSION}-seed{seed}",
+                             lambda path: build_tiny_qwen_vl(path, seed=seed), cache_dir)
