@@ -16,8 +16,18 @@ from typing import Any
 
 from transformers import LlavaOnevisionProcessor
 
-__all__ = ["ImageOnlyOnevisionProcessor"]
+__all__ = ["ImageOnlyOnevisionProcessor", "name_processor_class"]
 
+
+
+def name_processor_class(save_directory: str | os.PathLike[str], class_name: str) -> None:
+    """Record ``class_name`` as the ``processor_class`` of a saved processor, so that ``AutoProcessor`` loads the
+    stock class where its dependencies (torchvision) import, although an image-only stand-in wrote the folder."""
+    file = Path(save_directory) / "processor_config.json"
+    if file.is_file():
+        data = json.loads(file.read_text())
+        data["processor_class"] = class_name
+        file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 class ImageOnlyOnevisionProcessor(LlavaOnevisionProcessor):
     """``LlavaOnevisionProcessor`` with an image processor and a tokenizer, and no video processor."""
@@ -45,9 +55,5 @@ class ImageOnlyOnevisionProcessor(LlavaOnevisionProcessor):
     def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
         """Save as the stock processor would, naming ``LlavaOnevisionProcessor`` as the class to load."""
         out = super().save_pretrained(save_directory, *args, **kwargs)
-        file = Path(save_directory) / "processor_config.json"
-        if file.is_file():
-            data = json.loads(file.read_text())
-            data["processor_class"] = "LlavaOnevisionProcessor"
-            file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        name_processor_class(save_directory, "LlavaOnevisionProcessor")
         return out

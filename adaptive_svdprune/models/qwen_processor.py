@@ -10,10 +10,10 @@ The image-only processor is the same class without the video slot: prompts, ``<|
 from __future__ import annotations
 
 import functools
-import json
 import os
-from pathlib import Path
 from typing import Any
+
+from adaptive_svdprune.models.processors import name_processor_class
 
 __all__ = ["image_only_processor", "load_qwen_vl_processor"]
 
@@ -37,11 +37,7 @@ def _image_only_processor_class() -> Any:
         def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
             """Save as the stock processor would, naming ``Qwen2_5_VLProcessor`` as the class to load."""
             out = super().save_pretrained(save_directory, *args, **kwargs)
-            file = Path(save_directory) / "processor_config.json"
-            if file.is_file():
-                data = json.loads(file.read_text())
-                data["processor_class"] = "Qwen2_5_VLProcessor"
-                file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            name_processor_class(save_directory, "Qwen2_5_VLProcessor")
             return out
 
     return Qwen2_5_VLImageOnlyProcessor
