@@ -185,7 +185,7 @@ def _compare(evaluate: Callable[[str, int | None], dict[str, Any]], model: Any, 
             "samples": unpruned["samples"], "protocol": unpruned["protocol"],
             "unpruned": {"method": "none", "budget": grid.tokens, "kept_tokens": unpruned["mean_kept_tokens"],
                          "accuracy": unpruned["accuracy"], "fidelity": 1.0, "tflops": unpruned["tflops"],
-                         "object_recall": 1.0 if recalls or (recall and objects_file.is_file()) else None},
+                         "object_recall": 1.0 if recall and objects_file.is_file() else None},
             "rows": rows, "notes": notes}
 
 
