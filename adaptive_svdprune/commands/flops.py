@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
-__all__ = ["HELP", "add_arguments", "parse_tokens", "run"]
+__all__ = ["HELP", "add_arguments", "parse_image_size", "parse_tokens", "run"]
 
 HELP = "FLOPs per component (vision, selection, projector, prefill, decode) and KV cache per kept-token count."
 
@@ -19,10 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="llava-1.5-7b",
-        help="bundled architecture (llava-1.5-7b, llava-1.5-13b), or a local folder / hub id with a config",
+        help="bundled architecture (llava-1.5-7b, llava-1.5-13b, llava-v1.6-7b, llava-onevision-7b, qwen2.5-vl-7b), "
+        "or a local folder / hub id with a config",
     )
     parser.add_argument(
-        "--tokens", default=_DEFAULT_TOKENS, help=f"comma-separated kept image-token counts (default {_DEFAULT_TOKENS})"
+        "--tokens", default=None,
+        help=f"comma-separated kept image-token counts (default {_DEFAULT_TOKENS}, with the image's full count "
+        "first for models whose count is not 576)",
+    )
+    parser.add_argument(
+        "--image-size", default=None, metavar="WxH",
+        help="image width x height in pixels (or one int for a square image) for the models whose token count "
+        "follows the image: LLaVA-NeXT and OneVision (anyres views; default 672x672) and Qwen2(.5)-VL (native "
+        "resolution; default 672x1008)",
     )
     parser.add_argument(
         "--prompt-tokens", type=int, default=None, help="text tokens of the prompt (default 57, see README)"
@@ -62,17 +72,65 @@ def parse_tokens(text: str) -> list[int]:
     return values
 
 
+def parse_image_size(text: str) -> tuple[int, int]:
+    """Parse ``"WxH"`` (or ``"N"`` for a square) into ``(height, width)``, the order ``count_flops`` takes.
+
+    Example:
+        >>> parse_image_size("640x480"), parse_image_size("336")
+        ((480, 640), (336, 336))
+        >>> parse_image_size("640x")
+        Traceback (most recent call last):
+        ...
+        ValueError: --image-size must be WIDTHxHEIGHT in pixels (e.g. 640x480) or one int for a square, got '640x'
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+)\s*)?", text)
+    if match is None:
+        raise ValueError(f"--image-size must be WIDTHxHEIGHT in pixels (e.g. 640x480) or one int for a square, "
+                         f"got {text!r}")
+    width = int(match.group(1))
+    height = width if match.group(2) is None else int(match.group(2))
+    if width < 1 or height < 1:
+        raise ValueError(f"--image-size must be positive, got {text!r}")
+    return height, width
+
+
+def _image_size(args: argparse.Namespace, config: Any) -> tuple[int, int] | None:
+    from adaptive_svdprune.flops import is_anyres, is_qwen_vl
+
+    if args.image_size is None:
+        return None
+    size = parse_image_size(args.image_size)
+    if not (is_anyres(config) or is_qwen_vl(config)):
+        raise ValueError(f"--image-size applies to the models whose token count follows the image (LLaVA-NeXT, "
+                         f"LLaVA-OneVision, Qwen2(.5)-VL); {args.model} ({config.model_type}) always sees a fixed "
+                         "square view")
+    return size
+
+
+def _default_image_size(config: Any) -> tuple[int, int]:
+    """``(height, width)`` counted without ``--image-size``: the family's default, or LLaVA-1.5's fixed view."""
+    from adaptive_svdprune.flops import is_anyres, is_qwen_vl
+    from adaptive_svdprune.flops._anyres import DEFAULT_ANYRES_IMAGE_SIZE
+    from adaptive_svdprune.flops._qwen import DEFAULT_QWEN_IMAGE_SIZE
+
+    if is_anyres(config):
+        return DEFAULT_ANYRES_IMAGE_SIZE
+    if is_qwen_vl(config):
+        return DEFAULT_QWEN_IMAGE_SIZE
+    side = int(config.vision_config.image_size)
+    return side, side
+
+
 def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from adaptive_svdprune.flops import (
         DEFAULT_NEW_TOKENS,
         DEFAULT_PROMPT_TOKENS,
         count_flops,
-        image_token_count,
         load_arch_config,
     )
 
-    tokens = parse_tokens(args.tokens)
     config = load_arch_config(args.model)
+    image_size = _image_size(args, config)
     settings = {
         "model": args.model,
         "prompt_tokens": DEFAULT_PROMPT_TOKENS if args.prompt_tokens is None else args.prompt_tokens,
@@ -81,8 +139,15 @@ def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any
         "selection_solver": None if args.solver == "none" else args.solver,
         "method": args.method,
     }
-    common = {k: settings[k] for k in ("prompt_tokens", "new_tokens", "dtype", "method")}
-    baseline = count_flops(config, image_token_count(config), selection_solver=None, **common)
+    common: dict[str, Any] = {k: settings[k] for k in ("prompt_tokens", "new_tokens", "dtype", "method")}
+    common["image_size"] = image_size
+    baseline = count_flops(config, None, selection_solver=None, **common)  # every token of the image
+    full = baseline.tokens
+    tokens = parse_tokens(args.tokens) if args.tokens is not None else \
+        [full, *(t for t in parse_tokens(_DEFAULT_TOKENS) if t < full)]
+    settings["image_tokens"] = full
+    height, width = image_size or _default_image_size(config)
+    settings["image_size"] = f"{width}x{height}"
     rows = []
     for kept in tokens:
         breakdown = count_flops(
@@ -116,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     rows, settings = _rows(args)
     if args.json:
         print_json([{**row, "model": settings["model"], "dtype": settings["dtype"],
-                     "selection_solver": settings["selection_solver"], "method": settings["method"]}
+                     "selection_solver": settings["selection_solver"], "method": settings["method"],
+                     "image_size": settings["image_size"], "image_tokens": settings["image_tokens"]}
                     for row in rows])  # fmt: skip
         return 0
     print(
@@ -124,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         f"{settings['prompt_tokens']} prompt tokens, {settings['new_tokens']} new "
         f"token{'' if settings['new_tokens'] == 1 else 's'}; "
         f"selection: {settings['selection_solver'] or 'not counted'}; KV cache in {settings['dtype']}; "
-        "reduction vs all image tokens"
+        f"image {settings['image_size']} (WxH): {settings['image_tokens']} image tokens; reduction vs all of them"
     )
     print(format_table([_table_row(row) for row in rows]))
     return 0

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from adaptive_svdprune.flops._analytic import analytic_costs
+from adaptive_svdprune.flops._anyres import is_anyres
 from adaptive_svdprune.flops._archs import bundled_archs, image_token_count, load_arch_config
 from adaptive_svdprune.flops._core import (
     DEFAULT_NEW_TOKENS,
@@ -23,6 +24,7 @@ from adaptive_svdprune.flops._core import (
     FlopsBreakdown,
     batch_flops,
     count_flops,
+    is_qwen_vl,
     kv_cache_bytes,
 )
 from adaptive_svdprune.flops._costs import ComponentCosts
@@ -45,6 +47,8 @@ __all__ = [
     "count_forward",
     "counted_costs",
     "image_token_count",
+    "is_anyres",
+    "is_qwen_vl",
     "kv_cache_bytes",
     "load_arch_config",
     "qwen_vl_batch_flops",

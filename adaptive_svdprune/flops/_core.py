@@ -264,7 +264,7 @@ def count_flops(
         76.9
     """
     config = load_arch_config(config)
-    if _is_qwen_vl(config):  # native resolution: vision cost and tokens follow the image's patch grid
+    if is_qwen_vl(config):  # native resolution: vision cost and tokens follow the image's patch grid
         from adaptive_svdprune.flops._qwen import DEFAULT_QWEN_IMAGE_SIZE, qwen_vl_flops
 
         _counted_only(config, method)
@@ -279,7 +279,8 @@ def count_flops(
                        fastv_layer)
 
 
-def _is_qwen_vl(config: Any) -> bool:
+def is_qwen_vl(config: Any) -> bool:
+    """Whether ``config`` is a Qwen2-VL / Qwen2.5-VL config (native resolution: tokens follow the image size)."""
     return getattr(config, "model_type", None) in ("qwen2_vl", "qwen2_5_vl")
 
 
@@ -342,7 +343,7 @@ def batch_flops(
             f"per-sample sequences differ in length: {len(kept_tokens)=}, {len(text_tokens)=}, "
             f"new_tokens {len(news)}, selection_rank {len(ranks)}"
         )
-    if _is_qwen_vl(config):  # one image per sample, its processor grid (t, h, w)
+    if is_qwen_vl(config):  # one image per sample, its processor grid (t, h, w)
         from adaptive_svdprune.flops._qwen import qwen_vl_batch_flops
 
         if fastv_layer is not None:
