@@ -95,21 +95,52 @@ def decoder_attentions(model: Any, inputs_embeds: torch.Tensor, attention_mask: 
 class AttentionStats:
     """Mean group shares per layer and mean image-token scores of one layer, over prompts.
 
+    Scores are summed per place: without ``places`` (one fixed grid, LLaVA-1.5) image token ``t`` is cell ``t``
+    of a grid ``grid_cols`` wide; with ``places`` each image position is binned by its relative ``(row, col)`` in
+    ``[0, 1)`` onto a ``grid_rows x grid_cols`` grid (a cell then holds the attention mass of every token in it:
+    anyres crops, Qwen2(.5)-VL's per-image grids), and newlines (NaN places) are left out. The score-weighted
+    mean row and column are in grid units (``relative * rows - 0.5``) either way.
+
     Args:
-        grid_cols: columns of the patch grid (to turn scores into mean rows and columns).
+        grid_cols: columns of the grid.
         score_layer: the layer whose image-token scores are averaged (FastV ranks at ``fastv_layer - 1``).
+        grid_rows: rows of the grid (needed with ``places``).
     """
 
-    def __init__(self, grid_cols: int, score_layer: int) -> None:
+    def __init__(self, grid_cols: int, score_layer: int, grid_rows: int | None = None) -> None:
         self.grid_cols = grid_cols
+        self.grid_rows = grid_rows
         self.score_layer = score_layer
         self.samples = 0
         self._shares: np.ndarray | None = None
         self._tokens = np.zeros(len(ATTENTION_GROUPS))
         self._scores: dict[str, np.ndarray] = {}
+        self._weights: dict[str, np.ndarray] = {}  # scheme -> (score sum, score x row, score x col)
 
-    def update(self, attentions: Sequence[torch.Tensor], span: tuple[int, int], valid: torch.Tensor) -> None:
-        """Add one prompt: its per-layer ``(heads, L, L)`` weights, image span and ``(L,)`` padding mask."""
+    def _place(self, length: int, places: tuple[np.ndarray, np.ndarray] | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Cell index, row and column (grid units) of every image position with a place, and the cell count."""
+        if places is None:
+            idx = np.arange(length)
+            return idx, (idx // self.grid_cols).astype(float), (idx % self.grid_cols).astype(float), length
+        if self.grid_rows is None:
+            raise ValueError("AttentionStats needs grid_rows to bin relative places")
+        rows, cols = (np.asarray(p, dtype=np.float64) for p in places)
+        if rows.shape != (length,) or cols.shape != (length,):
+            raise ValueError(f"places must give a (row, col) for each of the {length} image positions")
+        placed = ~np.isnan(rows)
+        r = np.floor(np.where(placed, rows, 0.0) * self.grid_rows).astype(np.int64)
+        c = np.floor(np.where(placed, cols, 0.0) * self.grid_cols).astype(np.int64)
+        cells = np.where(placed, r * self.grid_cols + c, -1)
+        return cells, rows * self.grid_rows - 0.5, cols * self.grid_cols - 0.5, self.grid_rows * self.grid_cols
+
+    def update(self, attentions: Sequence[torch.Tensor], span: tuple[int, int], valid: torch.Tensor,
+               places: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Add one prompt: its per-layer ``(heads, L, L)`` weights, image span and ``(L,)`` padding mask.
+
+        ``places``: relative ``(rows, cols)`` of each image position in ``[0, 1)``, NaN for a newline (see the
+        class docstring); ``None``: the image positions are the cells of the grid, in order.
+        """
         if not 0 <= self.score_layer < len(attentions):
             raise ValueError(f"score layer {self.score_layer} is out of range for {len(attentions)} decoder layers")
         shares = np.stack([group_shares(a.mean(0)[-1], span).cpu().numpy() for a in attentions])
@@ -118,18 +149,23 @@ class AttentionStats:
         n_valid = int(valid.sum())
         n_before = int(valid[:start].sum())
         self._tokens += (n_before, length, n_valid - n_before - length)
+        cells, rows, cols, n_cells = self._place(length, places)
+        keep = cells >= 0
         for name, s in image_token_scores(attentions[self.score_layer], span, valid).items():
             vec = s.cpu().double().numpy()
-            self._scores[name] = vec if name not in self._scores else self._scores[name] + vec
+            binned = np.zeros(n_cells)
+            np.add.at(binned, cells[keep], vec[keep])
+            self._scores[name] = binned if name not in self._scores else self._scores[name] + binned
+            w = vec[keep]
+            moments = np.array([w.sum(), w @ rows[keep], w @ cols[keep]])
+            self._weights[name] = moments if name not in self._weights else self._weights[name] + moments
         self.samples += 1
 
-    def _centroid(self, scores: np.ndarray) -> dict[str, float | None]:
-        total = float(scores.sum())
+    def _centroid(self, name: str) -> dict[str, float | None]:
+        total, row, col = self._weights[name]
         if total <= 0:
             return {"mean_row": None, "mean_col": None}
-        idx = np.arange(scores.size)
-        return {"mean_row": float(scores @ (idx // self.grid_cols) / total),
-                "mean_col": float(scores @ (idx % self.grid_cols) / total)}
+        return {"mean_row": float(row / total), "mean_col": float(col / total)}
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready: ``shares`` (group -> per-layer mean), token counts and ``position_scores``."""
@@ -148,6 +184,6 @@ class AttentionStats:
             "position_scores": {
                 "layer": self.score_layer,
                 "schemes": list(SCORE_SCHEMES),
-                **{name: {"scores": scores[name].tolist(), **self._centroid(scores[name])} for name in SCORE_SCHEMES},
+                **{name: {"scores": scores[name].tolist(), **self._centroid(name)} for name in SCORE_SCHEMES},
             },
         }
