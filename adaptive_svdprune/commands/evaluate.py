@@ -16,7 +16,8 @@ A profile in the config file fills only the SVD-Prune keys that file does not se
 
 resume: a run appends answers to OUT/predictions.jsonl; rerunning with the same --out resumes, reusing only
 answers made with the same settings (model, dtype, precision, task, data, split, prompt protocol, method and
-selector settings, --max-new-tokens, fidelity), recorded in OUT/run.json. --limit and --batch-size may change.
+selector settings, --anyres-split, --max-new-tokens, fidelity), recorded in OUT/run.json. --limit and
+--batch-size may change.
 Other settings are refused with an error naming what differs: pick another --out, or pass --overwrite to
 discard the old predictions. One writer per --out at a time (OUT/.lock names the holder).
 """
@@ -25,7 +26,7 @@ discard the old predictions. One writer per --out at a time (OUT/.lock names the
 _OVERRIDES = (
     "model", "task", "data", "method", "budget", "variance_threshold", "min_tokens", "max_tokens", "solver",
     "limit", "batch_size", "out", "profile", "max_new_tokens", "feature_cache", "devices", "accelerator",
-    "strategy", "precision", "num_workers", "dtype", "split", "wandb_group",
+    "strategy", "precision", "num_workers", "dtype", "split", "wandb_group", "anyres_split",
 )  # fmt: skip
 #: SVD-Prune keys a profile provides (a --profile flag replaces a config file's values of them).
 _PROFILE_KEYS = ("variance_threshold", "budget", "min_tokens", "max_tokens")
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=_optional_int, **given,
                         help="adaptive SVD-Prune: upper clip, or 'none' (beats --profile)")
     parser.add_argument("--solver", **given, help="SVD-Prune solver: auto, svd, gram or lowrank")
+    parser.add_argument("--anyres-split", **given, help="LLaVA-NeXT/OneVision: global (default, one selection over "
+                        "base view and crops) or per_view (one per view); per_view on another family is an error")
     parser.add_argument("--profile", **given, help="deployment profile YAML: SVD-Prune settings for --task")
     parser.add_argument("--limit", type=int, **given, help="first N questions only")
     parser.add_argument("--batch-size", type=int, **given)

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variance-threshold", type=float, default=None,
         help="SVD-Prune epsilon in (0, 1] (default 0.9); without --budget the kept count is adaptive",
     )
+    parser.add_argument("--anyres-split", choices=("global", "per_view"), default="global",
+                        help="LLaVA-NeXT/OneVision: one selection over base view and crops (global, default) or one "
+                        "per view with the budget shared in proportion (per_view); other models: global only")
     parser.add_argument("--profile", default=None, help="deployment profile (from `adaptive-svdprune profile`)")
     parser.add_argument("--task", default=None, help="task whose settings to take from --profile")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate (default 16)")
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_svdprune.assets import demo_image_path
     from adaptive_svdprune.commands._checks import check_device, check_model_source, check_writable_file
     from adaptive_svdprune.commands._output import print_json
-    from adaptive_svdprune.models.families import load_model, prune_model
+    from adaptive_svdprune.models.families import check_split, load_model, model_class_name, prune_model
     from adaptive_svdprune.models.names import resolve_model_path
     from adaptive_svdprune.models.overlay import draw_kept_patches, processor_geometry
 
@@ -117,10 +120,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable_file(args.save_overlay, "--save-overlay")
     image = _open_image(image_path)
     model_name = resolve_model_path(args.model)
+    split = check_split(args.anyres_split, model_class_name(model_name), "--anyres-split") \
+        if args.anyres_split != "global" else "global"
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)
     model, processor = load_model(model_name, dtype=dtype, device=args.device)
-    pruned = prune_model(model, config)
+    pruned = prune_model(model, config, split=split)
     inputs = processor(images=image, text=_prompt(processor, args.question), return_tensors="pt")
     tokens = pruned.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False)
     answer = processor.batch_decode(tokens, skip_special_tokens=True)[0].strip()
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "image_tokens": total,
         "kept_ratio": kept / total,
         "config": config.to_dict(),
+        "anyres_split": split,
         "overlay": str(overlay) if overlay else None,
     }
     if args.json:

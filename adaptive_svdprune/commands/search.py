@@ -99,9 +99,29 @@ def preflight(config: Any, out: Path | None, nni_dir: Path, port: int | None) ->
     if model is not None:
         local = code_dir / model
         check_model_source(str(local) if local.exists() else model, "trialCommand --model")
+    _check_anyres_split(canonical, code_dir, model or "tiny")
     cache = _command_option(canonical.trial_command, "--feature-cache")
     if cache is not None:
         check_writable_dir(code_dir / cache, "trialCommand --feature-cache")
+
+
+def _check_anyres_split(canonical: Any, code_dir: Path, model: str) -> None:
+    """``per_view`` (trial command or search space) needs an anyres model: refused before any trial runs."""
+    from adaptive_svdprune.models.families import check_split, model_class_name
+
+    space = canonical.search_space or {}
+    choices = space.get("anyres_split", {}).get("_value", []) if isinstance(space, dict) else []
+    fixed = _command_option(canonical.trial_command, "--anyres-split") or "global"
+    asked = [s for s in dict.fromkeys([fixed, *choices]) if s != "global"]
+    if not asked:
+        return
+    local = code_dir / model
+    try:
+        model_class = model_class_name(str(local) if local.exists() else model)
+    except OSError:  # a config the trials will fetch themselves: they check it
+        return
+    for split in asked:
+        check_split(split, model_class, "anyres_split (search space or trialCommand --anyres-split)")
 
 
 def format_trial_event(event: TrialEvent) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from adaptive_svdprune.models.anyres import SPLITS
 from adaptive_svdprune.pruning.config import SOLVERS, SelectorConfig, SVDPruneConfig, config_from_dict
 
 __all__ = ["DTYPES", "PRECISIONS", "PROFILE_KEYS", "EvalConfig"]
@@ -91,6 +92,9 @@ class EvalConfig:
             ``fastv``).
         variance_threshold, budget, min_tokens, max_tokens, solver: SVD-Prune settings (``budget=None`` is
             adaptive); baselines use ``budget``. Defaults 0.9, 64, 1, None unless a profile gives them.
+        anyres_split: LLaVA-NeXT/OneVision: ``"global"`` (default: one selection over base view and crops) or
+            ``"per_view"`` (one per view, the budget shared in proportion to their token counts); ``"per_view"``
+            on another family is an error when the run starts (before the model is loaded).
         profile: a deployment profile; its entry for ``task`` fills the SVD-Prune keys not given explicitly
             (explicit settings beat the profile).
         fidelity: also answer with the unpruned model (on the same cached features) and report agreement.
@@ -117,6 +121,7 @@ class EvalConfig:
     solver: str = "auto"
     seed: int = 0
     fastv_layer: int = 2
+    anyres_split: str = "global"
     profile: str | None = None
     batch_size: int = 4
     limit: int | None = None
@@ -150,6 +155,7 @@ class EvalConfig:
         for key in ("data", "profile", "split", "feature_cache", "wandb_group"):
             _check_str(key, getattr(self, key), optional=True)
         _check_str("solver", self.solver, choices=SOLVERS)
+        _check_str("anyres_split", self.anyres_split, choices=SPLITS)
         _check_str("dtype", self.dtype, optional=True, choices=DTYPES)
         _check_str("accelerator", self.accelerator, choices=_ACCELERATORS)
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):

@@ -16,7 +16,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -25,6 +25,9 @@ from adaptive_svdprune.evaluation.module import PrunedLlavaEvaluator, metrics_fr
 from adaptive_svdprune.evaluation.predictions import finite, read_predictions, repair_predictions, write_json
 from adaptive_svdprune.evaluation.run_folder import OutputLock, check_resume, fingerprint_id, is_global_zero
 from adaptive_svdprune.pruning.config import SelectorConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptive_svdprune.models.anyres import Split
 
 __all__ = ["run_evaluation"]
 
@@ -118,12 +121,17 @@ def _fingerprint(cfg: EvalConfig, model: Any, data_dir: Path, protocol: str,
     from adaptive_svdprune.data.prompts import SHORT_ANSWER_INSTRUCTION
     from adaptive_svdprune.models.feature_cache import model_cache_key
 
-    return {
+    fingerprint = {
         "format": 1, "model": cfg.model, "model_key": model_cache_key(model, cfg.model), "dtype": cfg.dtype,
         "precision": cfg.precision, "task": cfg.task, "data": str(data_dir.resolve()), "split": cfg.split,
         "protocol": protocol, "instruction": SHORT_ANSWER_INSTRUCTION, "selector": selector.to_dict(),
         "max_new_tokens": cfg.max_new_tokens, "fidelity": cfg.fidelity,
     }
+    # NOTE: recorded only when not the default, so folders written before the key existed (all global) still
+    # resume; a per_view run and a global one differ in it either way.
+    if cfg.anyres_split != "global":
+        fingerprint["anyres_split"] = cfg.anyres_split
+    return fingerprint
 
 
 def _drop_reserved_questions(dataset: Any, processor: Any, skip_bad: bool) -> None:
@@ -185,10 +193,13 @@ def run_evaluation(cfg: EvalConfig, loaded: tuple[Any, Any] | None = None) -> di
     from lightning.pytorch import Trainer
 
     from adaptive_svdprune.data import VQADataModule, load_task
-    from adaptive_svdprune.models.families import prune_model
+    from adaptive_svdprune.models.families import check_split, model_class_name, prune_model
     from adaptive_svdprune.models.feature_cache import FeatureCache, model_cache_key
 
     selector = cfg.selector_config()
+    if cfg.anyres_split != "global":  # from the checkpoint's config: before the data and the weights are read
+        check_split(cfg.anyres_split, type(loaded[0]).__name__ if loaded is not None else model_class_name(cfg.model),
+                    "anyres_split")
     data_dir = cfg.data_dir()
     _check_accelerator(cfg)
     # the data is checked before a (possibly large) model is loaded
@@ -234,7 +245,8 @@ def run_evaluation(cfg: EvalConfig, loaded: tuple[Any, Any] | None = None) -> di
         reference_answers = {str(r["question_id"]): r["reference_answer"] for r in previous
                              if r.get("reference_answer")}
         if dataset.samples:
-            module = PrunedLlavaEvaluator(prune_model(model, selector), processor, cfg.task,
+            split = cast("Split", cfg.anyres_split)  # one of SPLITS: EvalConfig checks it
+            module = PrunedLlavaEvaluator(prune_model(model, selector, split=split), processor, cfg.task,
                                           max_new_tokens=cfg.max_new_tokens, predictions_path=predictions_path,
                                           previous=previous, fidelity=cfg.fidelity, feature_cache=cache,
                                           reference_answers=reference_answers, run_id=run_id)

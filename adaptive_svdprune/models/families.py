@@ -37,8 +37,11 @@ from torch import nn
 from adaptive_svdprune.models.anyres import SPLITS, Split
 from adaptive_svdprune.pruning.config import SelectorConfig
 
-__all__ = ["ProcessorLoader", "WrapperFactory", "load_model", "prune_model", "register_family",
-           "supported_model_classes"]
+__all__ = ["ANYRES_MODEL_CLASSES", "ProcessorLoader", "WrapperFactory", "check_split", "load_model",
+           "model_class_name", "prune_model", "register_family", "supported_model_classes"]
+
+#: Model classes whose images are a base view plus crops, where ``split="per_view"`` differs from ``"global"``.
+ANYRES_MODEL_CLASSES: tuple[str, ...] = ("LlavaNextForConditionalGeneration", "LlavaOnevisionForConditionalGeneration")
 
 #: ``factory(model, config, pad_token_id=None, split="global") -> wrapper``
 WrapperFactory = Callable[..., Any]
@@ -159,6 +162,40 @@ def prune_model(model: nn.Module, config: SelectorConfig, pad_token_id: int | No
     if family is None:
         raise TypeError(_unsupported(f"prune_model does not support {type(model).__name__}"))
     return family.wrap(model, config, pad_token_id=pad_token_id, split=split)
+
+
+def check_split(split: object, model_class: str, flag: str = "split") -> Split:
+    """``split`` for a model of class ``model_class``: ``"per_view"`` only for the anyres families.
+
+    ``prune_model`` itself accepts both splits for every family (one view: they agree); user-facing settings
+    (``EvalConfig.anyres_split``, ``--anyres-split``) are checked here, so that asking for per-view selection on
+    a model without views is an error instead of a silent no-op.
+
+    Example:
+        >>> check_split("per_view", "LlavaNextForConditionalGeneration")
+        'per_view'
+        >>> check_split("per_view", "LlavaForConditionalGeneration", "anyres_split")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: anyres_split 'per_view' applies to LLaVA-NeXT/OneVision (anyres) models only; ...
+    """
+    if split not in SPLITS:
+        raise ValueError(f"{flag} must be one of {list(SPLITS)}, got {split!r}")
+    if split != "global" and model_class not in ANYRES_MODEL_CLASSES:
+        raise ValueError(f"{flag} {split!r} applies to LLaVA-NeXT/OneVision (anyres) models only; {model_class} has "
+                         "one view per image")
+    return split  # type: ignore[return-value]
+
+
+def model_class_name(name_or_path: str | os.PathLike[str]) -> str:
+    """The supported model class a checkpoint loads as, read from its config alone (no weights).
+
+    Raises:
+        ValueError: the class is not supported (naming it and the supported ones).
+    """
+    from adaptive_svdprune.models.names import resolve_model_path
+
+    return _architecture(resolve_model_path(str(name_or_path)))
 
 
 def _architecture(path: str) -> str:

@@ -1,7 +1,9 @@
 """NNI search spaces over SVD-Prune settings, and the parsing of the parameters a tuner hands to a trial.
 
 A trial's parameters are ``variance_threshold`` (epsilon), ``budget`` (a token count or ``"adaptive"``) and,
-optionally, ``min_tokens``/``max_tokens`` (the clip of the adaptive count). The default space is the one of
+optionally, ``min_tokens``/``max_tokens`` (the clip of the adaptive count) and, for LLaVA-NeXT/OneVision,
+``anyres_split`` (a ``choice`` of ``"global"``/``"per_view"``: one selection over base view and crops, or one per
+view). The default space is the one of
 ``search/*.json``::
 
     {"variance_threshold": {"_type": "quniform", "_value": [0.70, 0.95, 0.05]},
@@ -28,10 +30,12 @@ from typing import Any
 from adaptive_svdprune.tradeoffs.results import PARAMETER_KEYS, normalize_budget
 
 __all__ = [
+    "ANYRES_SPLITS",
     "DEFAULT_BUDGETS",
     "SUPPORTED_TUNERS",
     "TRIAL_PARAMETERS",
     "check_search_space",
+    "parse_anyres_split",
     "parse_trial_parameters",
     "search_space",
 ]
@@ -42,6 +46,9 @@ DEFAULT_BUDGETS: tuple[int, ...] = (16, 32, 64, 128, 192)
 #: Tuners that run with NNI 3.0 on today's numpy/ConfigSpace (see DESIGN.md, "Traps").
 SUPPORTED_TUNERS: tuple[str, ...] = ("TPE", "Random", "Evolution", "GridSearch", "GP", "Metis")
 _NUMERIC_ONLY_TUNERS = ("GP", "Metis")
+#: Values of the ``anyres_split`` parameter (``adaptive_svdprune.models.anyres.SPLITS``; NNI-only code stays
+#: free of torch, and ``tests/search/test_space.py`` checks that the two agree).
+ANYRES_SPLITS: tuple[str, ...] = ("global", "per_view")
 
 
 def search_space(
@@ -50,6 +57,7 @@ def search_space(
     adaptive: bool = True,
     min_tokens: Sequence[int] | None = None,
     max_tokens: Sequence[int] | None = None,
+    anyres_splits: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """An NNI search space over epsilon and the budget (and optionally the adaptive clip).
 
@@ -59,6 +67,7 @@ def search_space(
         adaptive: add ``"adaptive"`` (no fixed budget) to the budget choice.
         min_tokens: choices of the lower clip of the adaptive count (``None``: not searched).
         max_tokens: choices of the upper clip of the adaptive count (``None``: not searched).
+        anyres_splits: LLaVA-NeXT/OneVision: choices of ``anyres_split`` (``None``: not searched).
     """
     low, high, q = eps_range
     if not (0 < low <= high <= 1) or q <= 0:
@@ -75,6 +84,9 @@ def search_space(
     for name, values in (("min_tokens", min_tokens), ("max_tokens", max_tokens)):
         if values is not None:
             space[name] = {"_type": "choice", "_value": [int(v) for v in values]}
+    if anyres_splits is not None:
+        space["anyres_split"] = {"_type": "choice", "_value": list(anyres_splits)}
+        _check_entry("anyres_split", space["anyres_split"])
     return space
 
 
@@ -92,6 +104,9 @@ def _check_value(name: str, value: Any) -> None:
     if name == "variance_threshold":
         if not _is_number(value) or not 0 < value <= 1:
             raise ValueError(f"search space: variance_threshold must be a number in (0, 1], got {value!r}")
+    elif name == "anyres_split":
+        if value not in ANYRES_SPLITS:
+            raise ValueError(f"search space: anyres_split must be one of {list(ANYRES_SPLITS)}, got {value!r}")
     elif name == "budget":
         adaptive = isinstance(value, str) and value.strip().lower() == "adaptive"
         if not adaptive and (not _is_number(value) or value < 1 or float(value) != int(value)):
@@ -106,6 +121,8 @@ def _check_entry(name: str, spec: Any) -> None:
     kind, values = spec["_type"], spec["_value"]
     if kind not in (*_CHOICE_TYPES, *_RANGE_TYPES):
         raise ValueError(f"search space: {name} has _type {kind!r}; use one of {[*_CHOICE_TYPES, *_RANGE_TYPES]}")
+    if name == "anyres_split" and kind not in _CHOICE_TYPES:
+        raise ValueError(f"search space: anyres_split has _type {kind!r}; use choice of {list(ANYRES_SPLITS)}")
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"search space: {name} _value must be a non-empty list, got {values!r}")
     if kind in _CHOICE_TYPES:
@@ -156,6 +173,10 @@ def check_search_space(space: Mapping[str, Any], tuner: str | None = None) -> No
         raise ValueError(f"tuner {tuner!r} is not supported; use one of {list(SUPPORTED_TUNERS)}")
     if tuner in _NUMERIC_ONLY_TUNERS:
         for name, spec in space.items():
+            if name == "anyres_split":  # a category, not a number
+                raise ValueError(f"tuner {tuner} accepts numeric choices only, but the space searches anyres_split; "
+                                 "use TPE, Random, Evolution or GridSearch (or fix --anyres-split in the trial "
+                                 "command)")
             strings = [v for v in spec["_value"] if isinstance(v, str)] if spec["_type"] == "choice" else []
             if strings:
                 raise ValueError(
@@ -174,8 +195,21 @@ def _int_or_none(name: str, value: Any) -> int | None:
     return value
 
 
+def parse_anyres_split(params: Mapping[str, Any], default: str = "global") -> str:
+    """The ``anyres_split`` of a tuner's parameter dict (``default`` when the space does not search it).
+
+    Example:
+        >>> parse_anyres_split({"budget": 64}), parse_anyres_split({"anyres_split": "per_view"})
+        ('global', 'per_view')
+    """
+    value = params.get("anyres_split", default)
+    if value not in ANYRES_SPLITS:
+        raise ValueError(f"anyres_split must be one of {list(ANYRES_SPLITS)}, got {value!r}")
+    return str(value)
+
+
 def parse_trial_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``SVDPruneConfig`` keyword arguments from a tuner's parameter dict.
+    """``SVDPruneConfig`` keyword arguments from a tuner's parameter dict (see also :func:`parse_anyres_split`).
 
     Epsilon is rounded to 6 decimals (``quniform`` yields ``0.7000000000000001``); ``budget`` ``"adaptive"``
     becomes ``None``; missing keys take ``SVDPruneConfig``'s defaults (epsilon 0.9, adaptive, clip ``[1, None]``).

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptive_svdprune.resources import resolve_data
-from adaptive_svdprune.search.space import TRIAL_PARAMETERS, parse_trial_parameters
+from adaptive_svdprune.search.space import ANYRES_SPLITS, TRIAL_PARAMETERS, parse_anyres_split, parse_trial_parameters
 from adaptive_svdprune.tradeoffs.objective import OBJECTIVE_MODES, ObjectiveConfig, ObjectiveMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,6 +89,8 @@ class TrialSettings:
         report_every: evaluate in chunks of this many questions with an intermediate result after each
             (the evaluation resumes from its predictions, so chunks cost no repeated work).
         wandb: log the evaluation to W&B.
+        anyres_split: LLaVA-NeXT/OneVision selection (``global`` or ``per_view``) when the search space does not
+            choose it (an ``anyres_split`` parameter wins).
     """
 
     task: str
@@ -111,6 +113,7 @@ class TrialSettings:
     devices: int = 1
     report_every: int | None = None
     wandb: bool = False
+    anyres_split: str = "global"
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_new_tokens", "devices"):
@@ -120,6 +123,8 @@ class TrialSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.anyres_split not in ANYRES_SPLITS:
+            raise ValueError(f"anyres_split must be one of {list(ANYRES_SPLITS)}, got {self.anyres_split!r}")
         if self.objective not in OBJECTIVE_MODES:
             raise ValueError(f"objective must be one of {OBJECTIVE_MODES}, got {self.objective!r}")
         # fail before any evaluation, not after: the placeholder reference is replaced by the measured one
@@ -136,11 +141,15 @@ class TrialSettings:
         )
 
 
-def _default_out(params: Mapping[str, Any], settings: TrialSettings) -> Path:
+def _default_out(params: Mapping[str, Any], settings: TrialSettings, split: str = "global") -> Path:
     if nni_output := os.environ.get("NNI_OUTPUT_DIR"):
         return Path(nni_output) / "eval"
     budget = "adaptive" if params["budget"] is None else f"b{params['budget']}"
-    key = json.dumps({"params": dict(params), "settings": asdict(settings)}, sort_keys=True)
+    fixed = asdict(settings)
+    fixed.pop("anyres_split")
+    # NOTE: the split enters the folder's hash only when it is not the default, so global runs keep their folders
+    key = json.dumps({"params": {**params, **({"anyres_split": split} if split != "global" else {})},
+                      "settings": fixed}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     return Path("runs") / "trials" / f"{settings.task}-eps{params['variance_threshold']:g}-{budget}-{digest}"
 
@@ -156,7 +165,8 @@ def eval_config(params: Mapping[str, Any], settings: TrialSettings, limit: int |
     from adaptive_svdprune.evaluation import EvalConfig
 
     parsed = parse_trial_parameters(params)
-    out = Path(settings.out) if settings.out is not None else _default_out(parsed, settings)
+    split = parse_anyres_split(params, settings.anyres_split)
+    out = Path(settings.out) if settings.out is not None else _default_out(parsed, settings, split)
     return EvalConfig(
         model=settings.model,
         task=settings.task,
@@ -166,6 +176,7 @@ def eval_config(params: Mapping[str, Any], settings: TrialSettings, limit: int |
         budget=parsed["budget"],
         min_tokens=parsed["min_tokens"],
         max_tokens=parsed["max_tokens"],
+        anyres_split=split,
         batch_size=settings.batch_size,
         limit=settings.limit if limit is None else limit,
         max_new_tokens=settings.max_new_tokens,
@@ -232,6 +243,7 @@ def run_trial(
     from adaptive_svdprune.pruning.config import SVDPruneConfig
 
     SVDPruneConfig(**parse_trial_parameters(params))  # bad parameters fail here, before any model is loaded
+    parse_anyres_split(params, settings.anyres_split)
     step, stop = settings.report_every, settings.limit
     limit = stop if step is None else step if stop is None else min(step, stop)
     previous = -1
@@ -286,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-every", type=int, default=None, metavar="N",
                    help="intermediate result every N questions (default: once, after the evaluation)")
     p.add_argument("--wandb", action="store_true", help="log the evaluation to W&B")
+    p.add_argument("--anyres-split", choices=ANYRES_SPLITS, default="global",
+                   help="LLaVA-NeXT/OneVision: global (default) or per_view selection, unless the space chooses it")
     return p
 
 
