@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight dtype (default: as saved)")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     parser.add_argument("--save-overlay", default=None, metavar="PNG",
-                        help="write the model's view of the image with the dropped patches shaded")
+                        help="write the model's view of the image with the dropped tokens shaded (LLaVA-NeXT/"
+                        "OneVision: base view and crops side by side; Qwen2(.5)-VL: one cell per merged 28x28-px "
+                        "token)")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
 
 
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_svdprune.commands._output import print_json
     from adaptive_svdprune.models.families import check_split, load_model, model_class_name, prune_model
     from adaptive_svdprune.models.names import resolve_model_path
-    from adaptive_svdprune.models.overlay import draw_kept_patches, processor_geometry
+    from adaptive_svdprune.models.overlay import draw_selection_overlay
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
@@ -134,14 +136,9 @@ def run(args: argparse.Namespace) -> int:
     kept, total = selection.counts[0], selection.num_tokens
     overlay = None
     if args.save_overlay:
-        crop, shortest = processor_geometry(processor.image_processor)
-        indices = selection.indices[0].tolist()
-        if model.config.vision_feature_select_strategy != "default":  # token 0 is CLS, not a patch
-            indices = [i - 1 for i in indices if i > 0]
-        patch = int(model.config.vision_config.patch_size)
         overlay = Path(args.save_overlay)
         overlay.parent.mkdir(parents=True, exist_ok=True)
-        draw_kept_patches(image, indices, crop, patch, shortest_edge=shortest).save(overlay)
+        draw_selection_overlay(pruned, image, inputs, processor).save(overlay)
     result = {
         "model": args.model,
         "image": str(image_path),
