@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ATTENTION_GROUPS", "SCORE_SCHEMES", "AttentionStats", "decoder_attentions", "group_shares",
-           "image_token_scores"]
+__all__ = ["ATTENTION_GROUPS", "SCORE_SCHEMES", "AttentionStats", "decoder_attention_rows", "decoder_attentions",
+           "group_shares", "image_token_scores"]
 
 ATTENTION_GROUPS: tuple[str, ...] = ("instruction", "vision", "response")
 SCORE_SCHEMES: tuple[str, ...] = ("all_queries", "last_token")
@@ -90,6 +90,46 @@ def decoder_attentions(model: Any, inputs_embeds: torch.Tensor, attention_mask: 
         raise ValueError(f"the language model returned no attention weights (attention implementation {impl!r}); "
                          "load it with attn_implementation='eager'")
     return [a.float() for a in out.attentions]
+
+
+@torch.no_grad()
+def decoder_attention_rows(model: Any, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                           position_ids: torch.Tensor, full_layer: int) -> list[torch.Tensor]:
+    """What :class:`AttentionStats` needs of each decoder layer, one layer in memory at a time.
+
+    Layer ``full_layer`` gives its ``(B, heads, L, L)`` weights (the image-token scores); every other layer only
+    the last query row, ``(B, heads, 1, L)`` (the group shares). :func:`decoder_attentions` holds every layer's
+    full matrix at once, which for an anyres or native-resolution prompt of some 3,000 positions on a 7B model
+    is tens of GB; here forward hooks on each layer's attention module keep only the rows as the layers run.
+
+    Raises:
+        ValueError: the layers return no attention weights (the model was not loaded with eager attention).
+    """
+    layers = getattr(model.model.language_model, "layers", None)
+    if layers is None or not all(hasattr(layer, "self_attn") for layer in layers):
+        weights = decoder_attentions(model, inputs_embeds, attention_mask, position_ids)
+        return [w if i == full_layer else w[:, :, -1:] for i, w in enumerate(weights)]
+    kept: dict[int, torch.Tensor | None] = {}
+
+    def hook(index: int) -> Any:
+        def keep(_module: Any, _args: Any, output: Any) -> None:
+            w = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            kept[index] = None if w is None else (w if index == full_layer else w[:, :, -1:]).float()
+        return keep
+
+    handles = [layer.self_attn.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
+    try:
+        model.model.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                   position_ids=position_ids, use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = [kept.get(i) for i in range(len(layers))]
+    if any(r is None for r in rows):
+        impl = getattr(model.config.text_config, "_attn_implementation", None)
+        raise ValueError(f"the language model returned no attention weights (attention implementation {impl!r}); "
+                         "load it with attn_implementation='eager'")
+    return [r for r in rows if r is not None]
 
 
 class AttentionStats:

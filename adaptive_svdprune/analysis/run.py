@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adaptive_svdprune.analysis.attention import AttentionStats, decoder_attentions
+from adaptive_svdprune.analysis.attention import AttentionStats, decoder_attention_rows
 from adaptive_svdprune.analysis.geometry import ImageLayout, image_layout
 from adaptive_svdprune.analysis.positions import KeepCounter, ObjectPatches, PatchGrid
 from adaptive_svdprune.data.dataset import VQADataset
@@ -306,8 +306,8 @@ def analyze(model: Any, processor: Any, dataset: VQADataset, settings: AnalysisS
                 if len(spans) != 1:
                     raise ValueError(f"question {example.sample.question_id} has {len(spans)} images; the "
                                      "attention analysis needs exactly one per prompt")
-                weights = decoder_attentions(model, prepared.inputs_embeds, prepared.attention_mask,
-                                             prepared.position_ids)
+                weights = decoder_attention_rows(model, prepared.inputs_embeds, prepared.attention_mask,
+                                                 prepared.position_ids, full_layer=fastv_layer - 1)
                 places = None
                 if not patch_grid or layout.tokens.size != layout.length:
                     nan = np.full(layout.length, np.nan)
