@@ -104,6 +104,8 @@ def build_model(path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
                          image_seq_length=(_IMAGE_SIZE // _PATCH_SIZE) ** 2, projector_hidden_act="gelu")
     torch.manual_seed(args.seed)
     model = LlavaForConditionalGeneration(config)
+    if getattr(args, "sincos_init", False):
+        _init_sincos_positions(model)
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
                                                eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=8)
@@ -113,6 +115,30 @@ def build_model(path: Path, args: argparse.Namespace) -> tuple[Any, Any]:
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=LLAVA_15_CHAT_TEMPLATE)
     return model, processor
+
+
+def _init_sincos_positions(model: Any) -> None:
+    """Start the vision tower's learned position embeddings at 2-D sine-cosine values (a training choice).
+
+    A random start has no notion of which patches are neighbours, and the tower then took hundreds of steps
+    to read a shape or a word, which span several patches; with 2-D sin-cos, attention to neighbours is
+    there from the start. The embeddings stay trainable; the CLS position starts at zero.
+    """
+    tower = model.model.vision_tower
+    emb = getattr(tower, "vision_model", tower).embeddings.position_embedding.weight
+    dim, grid = emb.shape[1], _IMAGE_SIZE // _PATCH_SIZE
+    quarter = dim // 4
+    freqs = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float32) / max(1, quarter)))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
+                                indexing="ij")
+    parts = []
+    for axis in (rows.reshape(-1), cols.reshape(-1)):
+        angle = axis[:, None] * freqs[None]
+        parts += [angle.sin(), angle.cos()]
+    table = torch.cat(parts, dim=1)
+    with torch.no_grad():
+        emb.zero_()
+        emb[1:, : table.shape[1]] = table
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -292,8 +318,139 @@ def _attention_loss(model: Any, hidden: torch.Tensor, positions: torch.Tensor, k
     return torch.stack(loss).mean()
 
 
+_LABEL_WEIGHTS = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5}
+
+
+def patch_loss(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, bg_weight: float) -> torch.Tensor:
+    """Dense per-patch loss on the features (object patches weigh 1, background patches ``bg_weight``)."""
+    splits = [len(v) for v in PATCH_LABELS.values()]
+    obj = (labels[:, 1] > 0).float()  # the shape label marks object patches
+    weight = bg_weight + (1 - bg_weight) * obj
+    total = feats.new_zeros(())
+    for k, (logits, w) in enumerate(zip(head(feats).split(splits, dim=-1), _LABEL_WEIGHTS.values(), strict=True)):
+        ce = F.cross_entropy(logits.transpose(1, 2), labels[:, k], reduction="none")
+        total = total + w * (ce * weight).sum() / weight.sum()
+    return total
+
+
+def object_loss(head: nn.Module, feats: torch.Tensor, scenes: list[Any]) -> torch.Tensor:
+    """Shape (or a sign's word) of each object from the mean of its patches' features, as attention reads it.
+
+    Per patch, the inside of a large circle looks like the inside of a square; the object as a whole does not.
+    ``head`` maps a pooled feature to ``len(SHAPES) + 1 + len(WORDS)`` logits: the shape classes, then words.
+    """
+    pooled, targets = [], []
+    n_shape = len(PATCH_LABELS["shape"])
+    for i, scene in enumerate(scenes):
+        for o in scene.objects:
+            if o.patches:
+                pooled.append(feats[i, list(o.patches)].mean(0))
+                targets.append(n_shape - 1 + PATCH_LABELS["word"].index(o.word) if o.word
+                               else PATCH_LABELS["shape"].index(o.shape))
+    if not pooled:
+        return feats.new_zeros(())
+    return F.cross_entropy(head(torch.stack(pooled)), torch.as_tensor(targets))
+
+
+def probe_accuracy(model: Any, processor: Any, head: nn.Module, cache: SceneCache,
+                   obj_head: nn.Module | None = None) -> dict[str, float]:
+    """How well the per-patch head reads colour, shape and word on the object patches of held-out scenes."""
+    splits = [len(v) for v in PATCH_LABELS.values()]
+    hits: dict[str, list[torch.Tensor]] = {"colour": [], "shape": [], "word": []}
+    objects: dict[str, list[bool]] = {"shape": [], "word": []}  # the object's patches vote (mean logits)
+    with torch.no_grad():
+        for s in range(0, len(cache.scenes), 32):
+            feats = vision_features(model, pixel_values(cache.images[s : s + 32], processor))
+            logits = head(feats).split(splits, dim=-1)
+            labels = cache.labels[s : s + 32]
+            obj = labels[:, 1] > 0
+            for k, name in enumerate(PATCH_LABELS):
+                if name in hits:
+                    mask = obj if name != "word" else labels[:, 2] > 0
+                    hits[name].append((logits[k].argmax(-1) == labels[:, k])[mask])
+            for i, scene in enumerate(cache.scenes[s : s + 32]):
+                for o in scene.objects:
+                    if not o.patches:
+                        continue
+                    idx = torch.as_tensor(o.patches)
+                    name, k = ("word", 2) if o.word else ("shape", 1)
+                    if obj_head is None:
+                        objects[name].append(int(logits[k][i, idx].mean(0).argmax()) == int(labels[i, k, idx[0]]))
+                    else:
+                        n_shape = len(PATCH_LABELS["shape"])
+                        target = n_shape - 1 + int(labels[i, 2, idx[0]]) if o.word else int(labels[i, 1, idx[0]])
+                        objects[name].append(int(obj_head(feats[i, idx].mean(0)).argmax()) == target)
+    out = {f"probe_{k}": round(float(torch.cat(v).float().mean()), 4) for k, v in hits.items()}
+    out.update({f"object_{k}": round(float(np.mean(v)), 4) for k, v in objects.items() if v})
+    return out
+
+
+def init_patch_embedding_pca(model: Any, processor: Any, cache: SceneCache, n_patches: int = 20000) -> None:
+    """Start the patch embedding at the top principal components of the training patches (whitened).
+
+    A random 588 -> width projection keeps mostly colour; the principal components carry the edges and
+    strokes that shapes and letters are made of, so the tower starts with them (a training choice).
+    """
+    tower = model.model.vision_tower
+    conv = getattr(tower, "vision_model", tower).embeddings.patch_embedding
+    gen = torch.Generator().manual_seed(0)
+    pick = torch.randint(len(cache.scenes), (64,), generator=gen)
+    pixels = pixel_values(cache.images[pick], processor)  # (64, 3, 336, 336)
+    patches = F.unfold(pixels, kernel_size=_PATCH_SIZE, stride=_PATCH_SIZE).transpose(1, 2)
+    patches = patches.reshape(-1, conv.weight[0].numel())
+    patches = patches[torch.randperm(len(patches), generator=gen)[:n_patches]].double()
+    patches = patches - patches.mean(0)
+    _, s, vh = torch.linalg.svd(patches, full_matrices=False)
+    width = conv.weight.shape[0]
+    std = s[:width] / math.sqrt(len(patches))
+    weight = vh[:width] / std[:, None]  # unit variance per component
+    with torch.no_grad():
+        conv.weight.copy_(weight.view_as(conv.weight).float())
+
+
+def train_vision(model: Any, processor: Any, cache: SceneCache, val_cache: SceneCache, head: nn.Module,
+                 args: argparse.Namespace, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Stage 1: the vision tower (up to the feature layer) learns what each patch shows, from the dense labels."""
+    vm = model.model.vision_tower
+    if args.pca_init:
+        init_patch_embedding_pca(model, processor, cache)
+    obj_head = nn.Linear(head.in_features, len(PATCH_LABELS["shape"]) - 1 + len(PATCH_LABELS["word"]))
+    params = [*vm.parameters(), *head.parameters(), *obj_head.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.vision_lr, weight_decay=0.01, betas=(0.9, 0.98))
+    steps = args.vision_steps
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    curve: list[dict[str, Any]] = []
+    start = time.time()
+    for step in range(steps):
+        index = torch.as_tensor(rng.integers(0, len(cache.scenes), args.vision_batch))
+        feats = vision_features(model, pixel_values(cache.images[index], processor))
+        loss = patch_loss(head, feats, cache.labels[index], args.bg_weight)
+        loss = loss + args.object_weight * object_loss(obj_head, feats, [cache.scenes[int(i)] for i in index])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if (step + 1) % args.eval_every == 0 or step + 1 == steps:
+            row = {"vision_step": step + 1, "patch_loss": round(loss.item(), 4),
+                   "minutes": round((time.time() - start) / 60, 2),
+                   **probe_accuracy(model, processor, head, val_cache, obj_head)}
+            curve.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return curve
+
+
+def cached_features(model: Any, processor: Any, cache: SceneCache) -> torch.Tensor:
+    """Feature-layer outputs of every scene, computed once (stage 2 keeps the vision tower frozen)."""
+    with torch.no_grad():
+        return torch.cat([vision_features(model, pixel_values(cache.images[s : s + 32], processor))
+                          for s in range(0, len(cache.scenes), 32)])
+
+
 def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[Example],
-             batch_size: int = 32) -> dict[str, float]:
+             batch_size: int = 32, features: torch.Tensor | None = None) -> dict[str, float]:
     """Greedy-decoding accuracy, computed teacher-forced (every answer token and EOS must be the argmax)."""
     model.eval()
     right: dict[str, list[bool]] = {}
@@ -301,7 +458,8 @@ def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[Examp
         for s in range(0, len(examples), batch_size):
             chunk = examples[s : s + batch_size]
             batch = collate(chunk, processor.tokenizer.pad_token_id)
-            feats = vision_features(model, pixel_values(cache.images[s : s + len(chunk)], processor))
+            feats = features[s : s + len(chunk)] if features is not None else \
+                vision_features(model, pixel_values(cache.images[s : s + len(chunk)], processor))
             pred = forward(model, batch, feats).argmax(-1)
             target = batch["labels"][batch["labels"] != -100]
             offset = 0
@@ -342,6 +500,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vision-layers", type=int, default=3, help="layers up to the feature layer")
     p.add_argument("--text-width", type=int, default=128)
     p.add_argument("--text-layers", type=int, default=3, help="3 so FastV's default layer 2 applies")
+    p.add_argument("--vision-steps", type=int, default=0,
+                   help="stage 1: steps training only the vision tower on the per-patch labels; then stage 2 "
+                   "trains projector and language model on its frozen features (0: one joint stage)")
+    p.add_argument("--vision-batch", type=int, default=16, help="images per stage-1 step")
+    p.add_argument("--pca-init", action="store_true", help="stage 1 starts the patch embedding at the patches' PCA")
+    p.add_argument("--object-weight", type=float, default=1.0,
+                   help="stage 1: weight of the per-object loss (shape or word from the object's mean feature)")
+    p.add_argument("--vision-lr", type=float, default=2e-3)
+    p.add_argument("--sincos-init", action="store_true",
+                   help="start the vision position embeddings at 2-D sin-cos values instead of random ones")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--threads", type=int, default=1,
                    help="1 beats 2 when another process shares the 2 cores (OpenMP threads then spin)")
@@ -364,8 +532,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, processor = build_model(out, args)
     head = nn.Linear(args.vision_width, sum(len(v) for v in PATCH_LABELS.values()))
-    splits = [len(v) for v in PATCH_LABELS.values()]
-    label_weights = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5}
 
     cache = SceneCache(args.data_seed, _TRAIN_SALT, args.shape_scenes, args.sign_scenes, args.easy_scenes)
     n_val_signs = args.val_scenes // 3
@@ -376,7 +542,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data ready in {time.time() - start:.0f}s: {len(cache.scenes)} train scenes, "
           f"{len(val_examples)} held-out questions", file=sys.stderr, flush=True)
 
-    params = [*model.parameters(), *head.parameters()]
+    vision_curve: list[dict[str, Any]] = []
+    train_feats = val_feats = None
+    if args.vision_steps > 0:
+        vision_rng = np.random.default_rng([args.seed, 3])
+        vision_curve = train_vision(model, processor, cache, val_cache, head, args, vision_rng)
+        model.model.vision_tower.requires_grad_(False)
+        train_feats, val_feats = cached_features(model, processor, cache), cached_features(model, processor, val_cache)
+        print(f"stage 1 done at {(time.time() - start) / 60:.1f} min; features cached", file=sys.stderr, flush=True)
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        params = [*model.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, args.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -396,18 +572,19 @@ def main(argv: list[str] | None = None) -> int:
                     for i in idx for _ in range(args.questions_per_image)]
         batch = collate(examples, processor.tokenizer.pad_token_id)
         index = torch.as_tensor(idx)
-        feats = vision_features(model, pixel_values(cache.images[index], processor))
+        if train_feats is not None:
+            feats = train_feats[index]
+        else:
+            feats = vision_features(model, pixel_values(cache.images[index], processor))
         targets = [e[3] for e in examples] if args.attn_weight > 0 else None
         logits, attn_loss = forward_shared_prefix(model, batch, feats, args.questions_per_image, targets,
                                                   args.attn_layer)
         answer_loss = F.cross_entropy(logits, batch["labels"][batch["labels"] != -100])
-        aux_logits = head(feats).split(splits, dim=-1)
-        labels = cache.labels[index]
-        obj = (labels[:, 1] > 0).float()  # object patches (shape label) weigh more than background
-        weight = args.bg_weight + (1 - args.bg_weight) * obj
-        aux: torch.Tensor = sum(w * (F.cross_entropy(lg.transpose(1, 2), labels[:, k], reduction="none") * weight).sum()
-                  / weight.sum() for k, (lg, w) in enumerate(zip(aux_logits, label_weights.values(), strict=True)))
-        loss = answer_loss + args.aux_weight * aux
+        if train_feats is None:
+            aux = patch_loss(head, feats, cache.labels[index], args.bg_weight)
+            loss = answer_loss + args.aux_weight * aux
+        else:  # stage 2: the vision tower is frozen
+            aux, loss = torch.zeros(()), answer_loss
         if attn_loss is not None:
             loss = loss + args.attn_weight * attn_loss
         opt.zero_grad(set_to_none=True)
@@ -426,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {"step": steps_done, "samples": steps_done * args.batch_size,
                    "answer_loss": round(answer_loss.item(), 4), "aux_loss": round(aux.item(), 4),
                    "minutes": round((time.time() - start) / 60, 2),
-                   **{k: round(v, 4) for k, v in evaluate(model, processor, val_cache, val_examples).items()}}
+                   **{k: round(v, 4) for k, v in evaluate(model, processor, val_cache, val_examples,
+                                                           features=val_feats).items()}}
             curve.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
         if args.max_minutes and time.time() - start > 60 * args.max_minutes:
@@ -439,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["python", "tools/train_shapes_model.py", *(argv if argv is not None else sys.argv[1:])]
     log = {"command": " ".join(command),
            "args": vars(args), "steps_done": steps_done, "wall_minutes": round((time.time() - start) / 60, 2),
-           "threads": args.threads, "torch": torch.__version__, "curve": curve,
+           "threads": args.threads, "torch": torch.__version__, "vision_curve": vision_curve, "curve": curve,
            "train_scene_stream": {"seed": args.data_seed, "salt": _TRAIN_SALT},
            "heldout_scene_stream": {"seed": args.data_seed, "salt": _VAL_SALT}}
     (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")

@@ -94,3 +94,48 @@ def test_attention_loss_matches_eager_attention(tmp_path: Path) -> None:
         mass = attentions[i, :, query][:, image_positions[target]].sum(-1)
         expected.append(-torch.log(mass.max() + 1e-6))
     torch.testing.assert_close(loss, torch.stack(expected).mean(), atol=1e-4, rtol=1e-4)
+
+
+def test_two_stage_run_freezes_the_tower_after_stage_one(tmp_path: Path) -> None:
+    """``--vision-steps`` trains the tower alone first (probe metrics logged), then keeps it frozen."""
+    from adaptive_svdprune.models.llava import load_llava
+
+    script = _script()
+    threads = torch.get_num_threads()
+    args = ["--out", str(tmp_path), "--steps", "1", "--vision-steps", "2", "--vision-batch", "2", "--pca-init",
+            "--sincos-init", *_TINY]
+    try:
+        assert script.main(args) == 0
+        stage1 = script.main([*args[:-len(_TINY)], *_TINY, "--out", str(tmp_path / "again")])
+    finally:
+        torch.set_num_threads(threads)
+    assert stage1 == 0
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert [row["vision_step"] for row in log["vision_curve"]] == [1, 2]
+    assert {"probe_colour", "probe_shape", "object_shape"} <= set(log["vision_curve"][-1])
+    model, _ = load_llava(tmp_path)
+    again, _ = load_llava(tmp_path / "again")
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs between two runs with the same seeds")
+
+
+def test_pca_init_whitens_the_training_patches(tmp_path: Path) -> None:
+    import argparse
+
+    from torch.nn import functional as F
+
+    script = _script()
+    args = argparse.Namespace(vision_width=32, vision_layers=1, text_width=32, text_layers=3, seed=0)
+    model, processor = script.build_model(tmp_path, args)
+    cache = script.SceneCache(0, 1, 4, 1, 0)
+    script.init_patch_embedding_pca(model, processor, cache, n_patches=2000)
+    tower = model.model.vision_tower
+    conv = getattr(tower, "vision_model", tower).embeddings.patch_embedding
+    pixels = script.pixel_values(cache.images, processor)
+    with torch.no_grad():
+        out = conv(pixels).flatten(2).transpose(1, 2).reshape(-1, 32)
+    std = out.std(0)
+    assert torch.all((std > 0.7) & (std < 1.4)), std  # unit variance per component, up to sampling
+    weight = conv.weight.reshape(32, -1)
+    cosine = F.normalize(weight, dim=1) @ F.normalize(weight, dim=1).T
+    torch.testing.assert_close(cosine, torch.eye(32), atol=1e-4, rtol=0)  # orthogonal directions
