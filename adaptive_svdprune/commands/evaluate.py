@@ -29,7 +29,7 @@ _OVERRIDES = (
     "strategy", "precision", "num_workers", "dtype", "split", "wandb_group", "anyres_split",
 )  # fmt: skip
 #: SVD-Prune keys a profile provides (a --profile flag replaces a config file's values of them).
-_PROFILE_KEYS = ("variance_threshold", "budget", "min_tokens", "max_tokens")
+_PROFILE_KEYS = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split")
 
 
 def _budget(text: str) -> int | None:

@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variance-threshold", type=float, default=None,
         help="SVD-Prune epsilon in (0, 1] (default 0.9); without --budget the kept count is adaptive",
     )
-    parser.add_argument("--anyres-split", choices=("global", "per_view"), default="global",
+    parser.add_argument("--anyres-split", choices=("global", "per_view"), default=None,
                         help="LLaVA-NeXT/OneVision: one selection over base view and crops (global, default) or one "
-                        "per view with the budget shared in proportion (per_view); other models: global only")
+                        "per view with the budget shared in proportion (per_view); other models: global only; "
+                        "default: the profile's, else global")
     parser.add_argument("--profile", default=None, help="deployment profile (from `adaptive-svdprune profile`)")
     parser.add_argument("--task", default=None, help="task whose settings to take from --profile")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens to generate (default 16)")
@@ -70,6 +71,17 @@ def build_config(args: argparse.Namespace) -> Any:
     if args.method != "none" and args.budget is None:
         raise ValueError(f"--method {args.method} needs --budget K")
     return BaselineConfig(args.method, budget=args.budget)
+
+
+def _anyres_split(args: argparse.Namespace) -> str:
+    """``--anyres-split`` if given, else the profile's entry for ``--task`` (a search that tuned it), else global."""
+    if args.anyres_split is not None:
+        return str(args.anyres_split)
+    if args.profile is not None and args.task is not None:
+        from adaptive_svdprune.profiles import load_profile
+
+        return load_profile(args.profile).task(args.task).anyres_split or "global"
+    return "global"
 
 
 def _open_image(path: Path) -> Any:
@@ -122,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable_file(args.save_overlay, "--save-overlay")
     image = _open_image(image_path)
     model_name = resolve_model_path(args.model)
-    split = check_split(args.anyres_split, model_class_name(model_name), "--anyres-split") \
-        if args.anyres_split != "global" else "global"
+    requested = _anyres_split(args)
+    split = check_split(requested, model_class_name(model_name), "--anyres-split") \
+        if requested != "global" else "global"
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
     hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer (and --json parseable)
     model, processor = load_model(model_name, dtype=dtype, device=args.device)

@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         "kept tokens": entry.mean_kept_tokens,
         "constraint": constraint,
     }
+    if entry.anyres_split is not None:  # LLaVA-NeXT/OneVision searches that tuned the view split
+        row["anyres split"] = entry.anyres_split
     print(format_table([row]))
     print(f"\nchosen from {len(results.trials)} trials ({results.n_failed} failed); wrote {path}")
     return 0

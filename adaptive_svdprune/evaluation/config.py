@@ -35,8 +35,9 @@ DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 PRECISIONS: tuple[str, ...] = ("64", "64-true", "32", "32-true", "16", "16-mixed", "16-true", "bf16", "bf16-mixed",
                                "bf16-true", "transformer-engine", "transformer-engine-float16")
 #: The SVD-Prune keys a profile fills when they are not given explicitly.
-PROFILE_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens")
-_PROFILE_DEFAULTS: dict[str, Any] = {"variance_threshold": 0.9, "budget": 64, "min_tokens": 1, "max_tokens": None}
+PROFILE_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split")
+_PROFILE_DEFAULTS: dict[str, Any] = {"variance_threshold": 0.9, "budget": 64, "min_tokens": 1, "max_tokens": None,
+                                     "anyres_split": "global"}
 _ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 
@@ -94,7 +95,8 @@ class EvalConfig:
             adaptive); baselines use ``budget``. Defaults 0.9, 64, 1, None unless a profile gives them.
         anyres_split: LLaVA-NeXT/OneVision: ``"global"`` (default: one selection over base view and crops) or
             ``"per_view"`` (one per view, the budget shared in proportion to their token counts); ``"per_view"``
-            on another family is an error when the run starts (before the model is loaded).
+            on another family is an error when the run starts (before the model is loaded). A profile's entry
+            may set it (a search that tuned the split).
         profile: a deployment profile; its entry for ``task`` fills the SVD-Prune keys not given explicitly
             (explicit settings beat the profile).
         fidelity: also answer with the unpruned model (on the same cached features) and report agreement.
@@ -121,7 +123,7 @@ class EvalConfig:
     solver: str = "auto"
     seed: int = 0
     fastv_layer: int = 2
-    anyres_split: str = "global"
+    anyres_split: str = _UNSET
     profile: str | None = None
     batch_size: int = 4
     limit: int | None = None
@@ -155,7 +157,6 @@ class EvalConfig:
         for key in ("data", "profile", "split", "feature_cache", "wandb_group"):
             _check_str(key, getattr(self, key), optional=True)
         _check_str("solver", self.solver, choices=SOLVERS)
-        _check_str("anyres_split", self.anyres_split, choices=SPLITS)
         _check_str("dtype", self.dtype, optional=True, choices=DTYPES)
         _check_str("accelerator", self.accelerator, choices=_ACCELERATORS)
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
@@ -171,6 +172,7 @@ class EvalConfig:
         if not isinstance(self.extra, dict):
             raise _type_error("extra", self.extra, "a mapping")
         self._resolve_profile_keys()
+        _check_str("anyres_split", self.anyres_split, choices=SPLITS)
         eps = self.variance_threshold
         if isinstance(eps, bool) or not isinstance(eps, (int, float)):
             raise _type_error("variance_threshold", eps, "a number in (0, 1]")
@@ -191,7 +193,10 @@ class EvalConfig:
                                  f"method {self.method!r}")
             from adaptive_svdprune.profiles import load_profile
 
-            values.update(load_profile(self.profile).config_for(self.task).to_dict())
+            profile = load_profile(self.profile)
+            values.update(profile.config_for(self.task).to_dict())
+            if profile.task(self.task).anyres_split is not None:
+                values["anyres_split"] = profile.task(self.task).anyres_split
         for key in unset:
             setattr(self, key, values[key])
 

@@ -77,6 +77,7 @@ class TaskProfile:
     trial_id: str | None = None
     experiment: str | None = None
     constraint: str | None = None
+    anyres_split: str | None = None  # LLaVA-NeXT/OneVision view split the search chose; None: not searched (global)
 
     @classmethod
     def from_trial(
@@ -98,6 +99,7 @@ class TaskProfile:
             trial_id=trial.trial_id,
             experiment=experiment,
             constraint=constraint,
+            anyres_split=None if params.get("anyres_split") is None else str(params["anyres_split"]),
         )
 
     def config_kwargs(self) -> dict[str, Any]:

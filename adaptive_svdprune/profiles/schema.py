@@ -17,6 +17,10 @@ Layout (``budget: null`` = adaptive; fields that are unset are left out, except 
         mean_kept_tokens: 92.4
         trial_id: AbC12
         constraint: max_tflops<=1.2
+      textvqa:                    # a LLaVA-NeXT/OneVision search may also choose the view split
+        variance_threshold: 0.8
+        budget: 320
+        anyres_split: per_view
 
 Unknown keys are errors (a typo such as ``varaince_threshold`` must not silently fall back to a default).
 
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from adaptive_svdprune.profiles import Profile
 
-__all__ = ["FORMAT_VERSION", "HEADER", "PROFILE_KEYS", "TASK_KEYS", "parse_profile", "profile_to_dict"]
+__all__ = ["ANYRES_SPLITS", "FORMAT_VERSION", "HEADER", "PROFILE_KEYS", "TASK_KEYS", "parse_profile", "profile_to_dict"]
 
 FORMAT_VERSION = 1
 PROFILE_KEYS: tuple[str, ...] = ("version", "name", "model", "deployment", "created", "experiments", "tasks")
@@ -56,7 +60,11 @@ TASK_KEYS: tuple[str, ...] = (
     "trial_id",
     "experiment",
     "constraint",
+    "anyres_split",
 )
+#: Values of ``anyres_split`` (``adaptive_svdprune.models.anyres.SPLITS``; profiles sit below models, a test keeps
+#: the two equal). Absent means the default, ``global``.
+ANYRES_SPLITS: tuple[str, ...] = ("global", "per_view")
 HEADER = (
     "# adaptive-svdprune deployment profile: per-task SVD-Prune settings chosen from an NNI search.\n"
     "# budget: null = adaptive (keep tokens until the normalised leverage reaches variance_threshold).\n"
@@ -118,6 +126,10 @@ def _task(entry: Any, task: str, where: str) -> dict[str, Any]:
         out[key] = _opt_number(entry.get(key), prefix + key, where)
     for key in ("trial_id", "experiment", "constraint"):
         out[key] = _opt_str(entry.get(key), prefix + key, where)
+    split = entry.get("anyres_split")
+    if split is not None and split not in ANYRES_SPLITS:
+        raise ValueError(f"{where}: {prefix}anyres_split must be one of {list(ANYRES_SPLITS)}, got {split!r}")
+    out["anyres_split"] = split
     return out
 
 
