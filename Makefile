@@ -31,13 +31,15 @@ lint: $(STAMP)
 	$(PY) -m ruff check adaptive_svdprune tests benchmarks
 	$(PY) -m mypy adaptive_svdprune
 
-# The shapes reference model shipped in the package (tools/train_shapes_model.py): two stages, ~60 min on 2 CPU cores.
+# The shapes reference model shipped in the package (tools/train_shapes_model.py): two deterministic stages on
+# 1 torch thread, ~30 min on 2 CPU cores: the vision tower alone on per-patch/per-object labels, then projector +
+# language model on its frozen, cached features.
 shapes-model: $(STAMP)
-	$(PY) tools/train_shapes_model.py --out runs/shapes-stage1 --seed 0 --data-seed 1 \
-		--shape-scenes 1700 --sign-scenes 700 --steps 900 --bg-weight 0.2
-	$(PY) tools/train_shapes_model.py --init-from runs/shapes-stage1 --out adaptive_svdprune/shapes/checkpoint \
-		--seed 1 --data-seed 2 --shape-scenes 1200 --sign-scenes 500 --easy-scenes 0 --easy-steps 0 --steps 560 \
-		--eval-every 80
+	$(PY) tools/train_shapes_model.py --out runs/shapes-vision --seed 0 --data-seed 1 --pca-init --sincos-init \
+		--vision-steps 600 --eval-every 100 --steps 1
+	$(PY) tools/train_shapes_model.py --init-from runs/shapes-vision --freeze-vision \
+		--out adaptive_svdprune/shapes/checkpoint --seed 1 --data-seed 1 --steps 900 --eval-every 50
+	$(PY) tools/train_shapes_model.py --merge-logs runs/shapes-vision adaptive_svdprune/shapes/checkpoint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_select.py

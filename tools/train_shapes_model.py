@@ -7,8 +7,14 @@ Hugging Face checkpoint (safetensors, config, tokenizer, processor with the LLaV
 How it trains fast on 2 CPU cores (DESIGN.md section 5):
 
 - scenes are rendered once (JPEG round trip included, as evaluation reads JPEGs) into a uint8 tensor cache;
-- a dense per-patch auxiliary loss on the features at ``vision_feature_layer`` (colour, shape, word, column and
-  centre class of the object under each of the 576 patches) through a linear head that is thrown away;
+- stage 1 (``--vision-steps``) trains the vision tower alone: a dense per-patch loss on the features at
+  ``vision_feature_layer`` (colour, shape, word, column, centre and sign-letter class under each of the 576
+  patches, background patches weighted ``--bg-weight``) and a per-object loss (shape or word from the mean of
+  the object's patch features, as attention reads them), through linear heads that are thrown away. The patch
+  embedding starts at the patches' principal components (``--pca-init``) and the positions at 2-D sin-cos
+  (``--sincos-init``). Held-out probes of what the tower reads are logged (``vision_curve``);
+- later stages keep the tower frozen (``--freeze-vision``) and its features cached, so a step costs only the
+  projector and the language model;
 - an attention loss: from the position that predicts the answer, the best head of decoder layer 1 should
   look at the patches of the objects the question is about (the generator knows them); the answer loss alone
   did not start reading the image within 200 steps (10k questions) here;
@@ -21,9 +27,10 @@ The answer loss uses exactly the evaluation prompt (``format_question`` + ``buil
 processor's chat template) followed by `` <answer></s>``. Deterministic for a given ``--seed`` / ``--data-seed``
 and thread count.
 
-Usage::
+Usage (the shipped checkpoint: ``make shapes-model`` runs the three stages and merges their logs)::
 
-    python tools/train_shapes_model.py --out adaptive_svdprune/shapes/checkpoint --seed 0 --data-seed 1
+    python tools/train_shapes_model.py --out runs/shapes-vision --pca-init --sincos-init --vision-steps 600 --steps 1
+    python tools/train_shapes_model.py --init-from runs/shapes-vision --freeze-vision --out runs/shapes-stage2 ...
 """
 
 from __future__ import annotations
@@ -318,7 +325,7 @@ def _attention_loss(model: Any, hidden: torch.Tensor, positions: torch.Tensor, k
     return torch.stack(loss).mean()
 
 
-_LABEL_WEIGHTS = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5}
+_LABEL_WEIGHTS = {"colour": 1.0, "shape": 1.0, "word": 1.0, "column": 0.5, "centre": 0.5, "letter": 1.0}
 
 
 def patch_loss(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, bg_weight: float) -> torch.Tensor:
@@ -356,7 +363,7 @@ def probe_accuracy(model: Any, processor: Any, head: nn.Module, cache: SceneCach
                    obj_head: nn.Module | None = None) -> dict[str, float]:
     """How well the per-patch head reads colour, shape and word on the object patches of held-out scenes."""
     splits = [len(v) for v in PATCH_LABELS.values()]
-    hits: dict[str, list[torch.Tensor]] = {"colour": [], "shape": [], "word": []}
+    hits: dict[str, list[torch.Tensor]] = {"colour": [], "shape": [], "word": [], "letter": []}
     objects: dict[str, list[bool]] = {"shape": [], "word": []}  # the object's patches vote (mean logits)
     with torch.no_grad():
         for s in range(0, len(cache.scenes), 32):
@@ -366,7 +373,7 @@ def probe_accuracy(model: Any, processor: Any, head: nn.Module, cache: SceneCach
             obj = labels[:, 1] > 0
             for k, name in enumerate(PATCH_LABELS):
                 if name in hits:
-                    mask = obj if name != "word" else labels[:, 2] > 0
+                    mask = {"word": labels[:, 2] > 0, "letter": labels[:, 5] > 0}.get(name, obj)
                     hits[name].append((logits[k].argmax(-1) == labels[:, k])[mask])
             for i, scene in enumerate(cache.scenes[s : s + 32]):
                 for o in scene.objects:
@@ -474,6 +481,20 @@ def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[Examp
     return out
 
 
+def merge_logs(folders: list[str]) -> Path:
+    """Write one ``training_log.json`` into the last folder: every stage's log in order, and the total wall time."""
+    stages = []
+    for folder in folders:
+        log = json.loads((Path(folder) / "training_log.json").read_text())
+        stages.extend(log.get("stages", [log]))
+    merged = {"note": "stages in order; each continued from the one before (--init-from). Curves: held-out "
+              "teacher-forced greedy accuracy per question family, and stage 1's vision probes.",
+              "wall_minutes_total": round(sum(s["wall_minutes"] for s in stages), 2), "stages": stages}
+    out = Path(folders[-1]) / "training_log.json"
+    out.write_text(json.dumps(merged, indent=1) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="adaptive_svdprune/shapes/checkpoint")
@@ -504,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="stage 1: steps training only the vision tower on the per-patch labels; then stage 2 "
                    "trains projector and language model on its frozen features (0: one joint stage)")
     p.add_argument("--vision-batch", type=int, default=16, help="images per stage-1 step")
+    p.add_argument("--freeze-vision", action="store_true",
+                   help="keep the vision tower frozen (implied by --vision-steps; with --init-from: stage 2 only)")
     p.add_argument("--pca-init", action="store_true", help="stage 1 starts the patch embedding at the patches' PCA")
     p.add_argument("--object-weight", type=float, default=1.0,
                    help="stage 1: weight of the per-object loss (shape or word from the object's mean feature)")
@@ -515,7 +538,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="1 beats 2 when another process shares the 2 cores (OpenMP threads then spin)")
     p.add_argument("--init-from", default=None, help="start from this checkpoint instead of random weights")
     p.add_argument("--max-minutes", type=float, default=None, help="stop early (breaks determinism)")
+    p.add_argument("--merge-logs", nargs="+", metavar="DIR", default=None,
+                   help="only merge the training logs of these stage folders into the last one's, then exit")
     args = p.parse_args(argv)
+    if args.merge_logs:
+        print(f"wrote {merge_logs(args.merge_logs)}", file=sys.stderr)
+        return 0
 
     start = time.time()
     torch.set_num_threads(args.threads)
@@ -544,9 +572,10 @@ def main(argv: list[str] | None = None) -> int:
 
     vision_curve: list[dict[str, Any]] = []
     train_feats = val_feats = None
-    if args.vision_steps > 0:
-        vision_rng = np.random.default_rng([args.seed, 3])
-        vision_curve = train_vision(model, processor, cache, val_cache, head, args, vision_rng)
+    if args.vision_steps > 0 or args.freeze_vision:
+        if args.vision_steps > 0:
+            vision_rng = np.random.default_rng([args.seed, 3])
+            vision_curve = train_vision(model, processor, cache, val_cache, head, args, vision_rng)
         model.model.vision_tower.requires_grad_(False)
         train_feats, val_feats = cached_features(model, processor, cache), cached_features(model, processor, val_cache)
         print(f"stage 1 done at {(time.time() - start) / 60:.1f} min; features cached", file=sys.stderr, flush=True)

@@ -60,13 +60,19 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (240, 205, 25),
     "purple": (150, 55, 190),
 }
-#: Size name -> side of the object's bounding box in pixels (small ~2x2 patches, large ~4x4).
+#: Size name -> side of the object's bounding box in pixels (small ~2x2 patches, large ~4x4). Boxes start on the
+#: patch grid, so a shape of one size always falls on patches the same way; drawn at any pixel offset, the shapes
+#: took a 14-px-patch tower trained for minutes on CPU far too long to tell apart.
 SIZES: dict[str, int] = {"small": 24, "medium": 34, "large": 46}
 #: Words that signs show (TextVQA-style questions); short, lower case as TextVQA's OCR tokens are.
 WORDS: tuple[str, ...] = ("stop", "open", "exit", "sale", "taxi", "hotel", "cafe", "park", "bus", "bank",
                           "zoo", "shop")
 SIGN_COLOUR = "white"
-_SIGN_FONT_SIZE = 26
+#: A sign is a tile board: one capital letter centred in each patch-aligned 14x14 cell of its middle row, with a
+#: one-cell margin around the word (so ``len(word) + 2`` by 3 patches). Text placed at any pixel offset stayed
+#: unreadable for a 14-px-patch tower trained for minutes on CPU (tools/train_shapes_model.py's probe), and a
+#: model that cannot read the sign cannot show what pruning costs on it.
+_SIGN_FONT_SIZE = 16  # glyphs of the bundled font at 16 px fit a 14-px cell (at most 12 x 11 px for WORDS)
 _MARGIN = 10  # minimum gap between object boxes, px
 
 
@@ -129,9 +135,21 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _sign_box(word: str) -> tuple[int, int]:
-    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox(
-        (0, 0), word.upper(), font=_font(_SIGN_FONT_SIZE))
-    return int(right - left) + 16, int(bottom - top) + 14  # FreeType boxes are whole pixels
+    return (len(word) + 2) * PATCH, 3 * PATCH
+
+
+def _place_on_grid(rng: np.random.Generator, w: int, h: int) -> tuple[int, int, int, int]:
+    """A box whose corner lies on the patch grid (signs come first, so nothing is taken yet)."""
+    x0 = PATCH * int(rng.integers(0, GRID - w // PATCH + 1))
+    y0 = PATCH * int(rng.integers(0, GRID - h // PATCH + 1))
+    return x0, y0, x0 + w, y0 + h
+
+
+def _sign_cells(obj: SceneObject) -> list[tuple[int, str]]:
+    """``(patch index, letter)`` of each letter of a sign, left to right."""
+    assert obj.word is not None
+    x0, y0 = obj.bbox[0] // PATCH, obj.bbox[1] // PATCH
+    return [((y0 + 1) * GRID + x0 + 1 + i, letter) for i, letter in enumerate(obj.word)]
 
 
 def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: Any, ink: Any = 0) -> None:
@@ -149,11 +167,13 @@ def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: Any, ink: An
         draw.rectangle((x0, y0 + t, x1 - 1, y1 - 1 - t), fill=fill)
     elif obj.shape == "sign":
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=fill, outline=ink, width=2)
-        assert obj.word is not None
-        left, top, right, bottom = draw.textbbox((0, 0), obj.word.upper(), font=_font(_SIGN_FONT_SIZE))
-        tx = x0 + (w - (right - left)) / 2 - left
-        ty = y0 + (h - (bottom - top)) / 2 - top
-        draw.text((tx, ty), obj.word.upper(), fill=ink, font=_font(_SIGN_FONT_SIZE))
+        font = _font(_SIGN_FONT_SIZE)
+        for patch, letter in _sign_cells(obj):  # one glyph centred in each cell, at whole-pixel offsets
+            cx, cy = (patch % GRID) * PATCH, (patch // GRID) * PATCH
+            left, top, right, bottom = draw.textbbox((0, 0), letter.upper(), font=font)
+            tx = cx + (PATCH - (right - left)) // 2 - left
+            ty = cy + (PATCH - (bottom - top)) // 2 - top
+            draw.text((tx, ty), letter.upper(), fill=ink, font=font)
     else:
         raise ValueError(f"unknown shape {obj.shape!r}")
 
@@ -172,9 +192,10 @@ def _covered_patches(mask: np.ndarray) -> tuple[int, ...]:
 
 def _place(rng: np.random.Generator, w: int, h: int, taken: list[tuple[int, int, int, int]]
            ) -> tuple[int, int, int, int] | None:
+    """A free box for a ``w`` x ``h`` shape, its corner on the patch grid (see :data:`SIZES`)."""
     for _ in range(200):
-        x0 = int(rng.integers(6, IMAGE_SIZE - 6 - w))
-        y0 = int(rng.integers(6, IMAGE_SIZE - 6 - h))
+        x0 = PATCH * int(rng.integers(0, (IMAGE_SIZE - w) // PATCH + 1))
+        y0 = PATCH * int(rng.integers(0, (IMAGE_SIZE - h) // PATCH + 1))
         box = (x0, y0, x0 + w, y0 + h)
         if all(box[2] + _MARGIN <= b[0] or b[2] + _MARGIN <= box[0] or box[3] + _MARGIN <= b[1]
                or b[3] + _MARGIN <= box[1] for b in taken):
@@ -210,9 +231,7 @@ def sample_scene(seed: int, index: int, n_objects: int | None = None, *, with_si
     objects: list[SceneObject] = []
     if with_sign:
         word = WORDS[int(rng.integers(len(WORDS)))]
-        w, h = _sign_box(word)
-        box = _place(rng, w, h, taken)
-        assert box is not None  # the first object always fits
+        box = _place_on_grid(rng, *_sign_box(word))
         taken.append(box)
         objects.append(SceneObject("sign", SIGN_COLOUR, "sign", box, word=word))
     for _ in range(n_objects):
@@ -308,6 +327,7 @@ PATCH_LABELS: dict[str, tuple[str, ...]] = {
     "word": ("none", *WORDS),
     "column": ("background", *(f"col{i}" for i in range(6))),
     "centre": ("no", "yes"),
+    "letter": ("none", *"abcdefghijklmnopqrstuvwxyz"),
 }
 
 
@@ -315,7 +335,8 @@ def patch_classes(scene: Scene) -> dict[str, np.ndarray]:
     """Per-patch class indices (``(576,)`` int64 arrays) of what each patch shows, one array per label set.
 
     ``colour``/``shape``/``word`` name the object covering the patch (0 = background); ``column`` its centre's
-    sixth of the image width (1-6); ``centre`` marks the one patch holding each object's centre. Training uses
+    sixth of the image width (1-6); ``centre`` marks the one patch holding each object's centre; ``letter`` the
+    sign letter whose cell the patch is. Training uses
     them as dense auxiliary targets; the model never sees them.
     """
     out = {name: np.zeros(GRID * GRID, np.int64) for name in PATCH_LABELS}
@@ -327,4 +348,7 @@ def patch_classes(scene: Scene) -> dict[str, np.ndarray]:
         out["word"][idx] = PATCH_LABELS["word"].index(obj.word) if obj.word else 0
         out["column"][idx] = 1 + min(5, int(cx * 6 // IMAGE_SIZE))
         out["centre"][min(GRID - 1, int(cy // PATCH)) * GRID + min(GRID - 1, int(cx // PATCH))] = 1
+        if obj.word:
+            for patch, letter in _sign_cells(obj):
+                out["letter"][patch] = PATCH_LABELS["letter"].index(letter)
     return out

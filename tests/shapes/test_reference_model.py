@@ -50,13 +50,15 @@ def _accuracy(task: str, data: Path, method: str, budget: int, root: Path) -> fl
     return float(run_evaluation(cfg)["accuracy"])
 
 
-# NOTE: the shipped checkpoint does not meet the bar yet. Measured on this split (2026-11-25, 2 shared CPU cores):
-# GQA unpruned 0.415, random@16 0.2325; TextVQA unpruned 0.090, random@16 0.0825. The thresholds below are the
-# issue's, unchanged; the xfail goes when a better-trained checkpoint ships (see checkpoint/README.md).
+# Measured on this split (2026-11-25, 2 CPU cores): TextVQA unpruned 1.000, random@16 0.363, so the
+# TextVQA half holds; GQA unpruned 0.453, random@16 0.373, below the bar: the GQA half stays xfail (with the
+# issue's thresholds, unchanged) until a better-trained checkpoint ships (see checkpoint/README.md).
+_GQA_SHORT = pytest.mark.xfail(reason="shapes checkpoint: GQA unpruned 0.453 (random@16 0.373) vs required "
+                               "0.90 and a 15-point drop", strict=False)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason="shapes checkpoint under-trained: GQA 0.415 (random@16 0.2325), TextVQA 0.090 "
-                   "(random@16 0.0825) vs required 0.90 / 0.80 and a 15-point drop", strict=False)
-@pytest.mark.parametrize("task", ["gqa", "textvqa"])
+@pytest.mark.parametrize("task", [pytest.param("gqa", marks=_GQA_SHORT), "textvqa"])
 def test_acceptance_unpruned_good_and_random16_hurts(tmp_path: Path, task: str) -> None:
     write_split(tmp_path / "data", task, "test", n=400, seed=ACCEPTANCE_SEED)
     unpruned = _accuracy(task, tmp_path / "data", "none", 576, tmp_path)

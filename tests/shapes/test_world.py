@@ -82,6 +82,31 @@ def test_patch_classes_follow_the_objects() -> None:
         assert (classes["colour"][list(obj.patches)] == PATCH_LABELS["colour"].index(obj.colour)).all()
 
 
+@pytest.mark.parametrize("index", range(6))
+def test_sign_letters_sit_one_per_patch_cell(index: int) -> None:
+    """A sign is a tile board on the patch grid: each letter's ink lies inside its own cell of the middle row."""
+    scene = sample_scene(4, index, with_sign=True, n_objects=0)
+    sign = scene.sign
+    assert sign is not None and sign.word
+    x0, y0, x1, y1 = sign.bbox
+    assert x0 % PATCH == 0 and y0 % PATCH == 0 and (x1 - x0, y1 - y0) == ((len(sign.word) + 2) * PATCH, 3 * PATCH)
+    letters = patch_classes(scene)["letter"]
+    cells = np.flatnonzero(letters)
+    row, col = y0 // PATCH + 1, x0 // PATCH + 1
+    assert list(cells) == [row * GRID + col + i for i in range(len(sign.word))]
+    assert "".join(PATCH_LABELS["letter"][k] for k in letters[cells]) == sign.word
+    grey = np.asarray(render_scene(scene).convert("L"), np.int32)
+    board = grey[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]  # inside the outline
+    ink = np.zeros_like(board, bool)
+    ink[board < 100] = True
+    inked_rows, inked_cols = np.nonzero(ink)
+    assert (inked_rows + y0 + 3 >= row * PATCH).all() and (inked_rows + y0 + 3 < (row + 1) * PATCH).all()
+    for i in range(len(sign.word)):  # every letter cell has ink, and no ink crosses into a margin cell
+        lo, hi = (col + i) * PATCH, (col + i + 1) * PATCH
+        assert ((inked_cols + x0 + 3 >= lo) & (inked_cols + x0 + 3 < hi)).any()
+    assert (inked_cols + x0 + 3 >= col * PATCH).all() and (inked_cols + x0 + 3 < (col + len(sign.word)) * PATCH).all()
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [({"n_objects": 7}, "n_objects"), ({"n_objects": 0}, "n_objects"),
                                                ({"max_objects": 0}, "max_objects")], ids=["7", "0", "max0"])
 def test_bad_object_counts(kwargs: dict[str, int], match: str) -> None:
