@@ -32,7 +32,7 @@ Example:
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: p.yaml: unknown key 'tasks.gqa.budgett'; known: ['accuracy', 'budget', ...]
+    ValueError: p.yaml: unknown key 'tasks.gqa.budgett'; known: ['accuracy', 'anyres_split', 'budget', ...]
 """
 
 from __future__ import annotations
