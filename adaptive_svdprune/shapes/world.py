@@ -154,7 +154,7 @@ def _sign_cells(obj: SceneObject) -> list[tuple[int, str]]:
 
 def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, fill: Any, ink: Any = 0) -> None:
     x0, y0, x1, y1 = obj.bbox
-    w, h = x1 - x0, y1 - y0
+    w = x1 - x0
     if obj.shape == "circle":
         draw.ellipse((x0, y0, x1 - 1, y1 - 1), fill=fill)
     elif obj.shape == "square":
@@ -231,9 +231,9 @@ def sample_scene(seed: int, index: int, n_objects: int | None = None, *, with_si
     objects: list[SceneObject] = []
     if with_sign:
         word = WORDS[int(rng.integers(len(WORDS)))]
-        box = _place_on_grid(rng, *_sign_box(word))
-        taken.append(box)
-        objects.append(SceneObject("sign", SIGN_COLOUR, "sign", box, word=word))
+        board = _place_on_grid(rng, *_sign_box(word))
+        taken.append(board)
+        objects.append(SceneObject("sign", SIGN_COLOUR, "sign", board, word=word))
     for _ in range(n_objects):
         size = list(SIZES)[int(rng.integers(len(SIZES)))]
         side = SIZES[size]
