@@ -87,6 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="discard the predictions already in --out instead of resuming from them")
     parser.add_argument("--ocr", action="store_true", default=None, help="TextVQA: OCR tokens in the prompt")
+    parser.add_argument("--center", action="store_true", default=None,
+                        help="SVD-Prune on mean-centred features (off in the paper; see EvalConfig.center)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="skip and count broken images and questions holding '<image>'")
     parser.add_argument("--no-fidelity", action="store_true", help="skip the unpruned reference answers")
@@ -121,7 +123,7 @@ def build_config(args: argparse.Namespace) -> Any:
     for key in _OVERRIDES:
         if hasattr(args, key):
             data[key] = getattr(args, key)
-    for flag in ("ocr", "skip_bad", "overwrite"):
+    for flag in ("ocr", "skip_bad", "overwrite", "center"):
         if getattr(args, flag, None):
             data[flag] = True
     if getattr(args, "no_fidelity", False):

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the model's view of the image with the dropped tokens shaded (LLaVA-NeXT/"
                         "OneVision: base view and crops side by side; Qwen2(.5)-VL: one cell per merged 28x28-px "
                         "token)")
+    parser.add_argument("--center", action="store_true",
+                        help="SVD-Prune on mean-centred features (off in the paper; see SVDPruneConfig.center)")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
 
 
@@ -52,6 +54,8 @@ def build_config(args: argparse.Namespace) -> Any:
 
     if (args.profile is None) != (args.task is None):
         raise ValueError("--profile and --task go together")
+    if getattr(args, "center", False) and args.method != "svd":
+        raise ValueError(f"--center applies to SVD-Prune only, not --method {args.method}")
     if args.profile is not None:
         if args.method != "svd":
             raise ValueError(f"--profile gives SVD-Prune settings; it cannot be combined with --method {args.method}")
@@ -60,12 +64,14 @@ def build_config(args: argparse.Namespace) -> Any:
             overrides["budget"] = args.budget
         if args.variance_threshold is not None:
             overrides["variance_threshold"] = args.variance_threshold
+        if getattr(args, "center", False):
+            overrides["center"] = True
         from adaptive_svdprune.profiles import load_profile
 
         return load_profile(args.profile).config_for(args.task, **overrides)
     if args.method == "svd":
         eps = 0.9 if args.variance_threshold is None else args.variance_threshold
-        return SVDPruneConfig(variance_threshold=eps, budget=args.budget)
+        return SVDPruneConfig(variance_threshold=eps, budget=args.budget, center=bool(getattr(args, "center", False)))
     if args.variance_threshold is not None:
         raise ValueError(f"--variance-threshold applies to SVD-Prune only, not --method {args.method}")
     if args.method != "none" and args.budget is None:

@@ -91,6 +91,8 @@ class EvalConfig:
         data: the task's folder in the official layout (``None`` with the tiny model: the bundled fixtures).
         method: ``"svd"`` or a baseline (``none``, ``random``, ``uniform``, ``l2norm``, ``cls_attention``,
             ``fastv``).
+        center: SVD-Prune on mean-centred features (``SVDPruneConfig.center``; off in the paper). Towers whose
+            tokens share a large mean otherwise get a rank-1 subspace, and leverage then ranks by norm.
         variance_threshold, budget, min_tokens, max_tokens, solver: SVD-Prune settings (``budget=None`` is
             adaptive); baselines use ``budget``. Defaults 0.9, 64, 1, None unless a profile gives them.
         anyres_split: LLaVA-NeXT/OneVision: ``"global"`` (default: one selection over base view and crops) or
@@ -121,6 +123,7 @@ class EvalConfig:
     min_tokens: int = _UNSET
     max_tokens: int | None = _UNSET
     solver: str = "auto"
+    center: bool = False
     seed: int = 0
     fastv_layer: int = 2
     anyres_split: str = _UNSET
@@ -162,8 +165,10 @@ class EvalConfig:
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
             self.precision = str(self.precision)  # Lightning's 16 / 32 / 64
         _check_str("precision", self.precision, optional=True, choices=PRECISIONS)
-        for key in ("ocr", "skip_bad", "fidelity", "overwrite", "wandb", "progress_bar"):
+        for key in ("ocr", "skip_bad", "fidelity", "overwrite", "wandb", "progress_bar", "center"):
             _check_bool(key, getattr(self, key))
+        if self.center and self.method != "svd":
+            raise ValueError(f"center applies to SVD-Prune only, not method {self.method!r}")
         for key, minimum in (("batch_size", 1), ("max_new_tokens", 1), ("fastv_layer", 0), ("num_workers", 0)):
             _check_int(key, getattr(self, key), minimum)
         _check_int("seed", self.seed, -(2**63))
@@ -227,7 +232,8 @@ class EvalConfig:
         """
         if self.method == "svd":
             return SVDPruneConfig(self.variance_threshold, budget=self.budget, min_tokens=self.min_tokens,
-                                  max_tokens=self.max_tokens, solver=self.solver)  # type: ignore[arg-type]
+                                  max_tokens=self.max_tokens, solver=self.solver,  # type: ignore[arg-type]
+                                  center=self.center)
         return config_from_dict({"method": self.method, "budget": self.budget, "seed": self.seed,
                                  "fastv_layer": self.fastv_layer})
 

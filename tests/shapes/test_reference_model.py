@@ -65,3 +65,26 @@ def test_acceptance_unpruned_good_and_random16_hurts(tmp_path: Path, task: str) 
     random16 = _accuracy(task, tmp_path / "data", "random", 16, tmp_path)
     assert unpruned >= THRESHOLDS[task], f"{task}: unpruned {unpruned:.3f} < {THRESHOLDS[task]}"
     assert unpruned - random16 >= MIN_DROP, f"{task}: unpruned {unpruned:.3f}, random@16 {random16:.3f}"
+
+
+def test_centring_moves_svd_prune_onto_the_objects() -> None:
+    """On this model the tokens share a large mean: uncentred SVD-Prune keeps background (rank-1 subspace), centred
+    SVD-Prune keeps mostly object patches (README, results on the shapes world)."""
+    import torch
+
+    from adaptive_svdprune import SVDPruneConfig, svd_select
+    from adaptive_svdprune.models.llava import load_llava
+    from adaptive_svdprune.shapes.world import render_scene, sample_scene
+
+    model, processor = load_llava(shapes_llava_path())
+    share = {False: 0.0, True: 0.0}
+    scenes = [sample_scene(11, 10**6 + i, with_sign=True, salt=9) for i in range(6)]
+    for scene in scenes:
+        pixels = processor.image_processor(render_scene(scene), return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            feats = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
+        objects = {p for o in scene.objects for p in o.patches}
+        for center in share:
+            kept = svd_select(feats, SVDPruneConfig(variance_threshold=0.9, budget=16, center=center)).indices[0]
+            share[center] += len(objects & set(kept.tolist())) / 16 / len(scenes)
+    assert share[True] >= 0.7 and share[False] <= 0.2, share
