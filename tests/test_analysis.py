@@ -4,7 +4,6 @@ FastV's kept positions against the stock model's own attention weights, on the r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,11 +29,11 @@ from adaptive_svdprune.analysis import (
 )
 from adaptive_svdprune.analysis.attention import decoder_attentions
 from adaptive_svdprune.data import load_task
-from adaptive_svdprune.data.prompts import build_prompt
 from adaptive_svdprune.models import llava as llava_module
 from adaptive_svdprune.models.llava import load_llava
 from adaptive_svdprune.models.names import MODEL_NAMES, resolve_model_path
 from adaptive_svdprune.pruning.baselines import grid_positions
+from tests._attention import stock_last_row_attention
 
 GQA = Path(__file__).parent / "fixtures" / "gqa"
 ALL_METHODS = ("svd", "random", "uniform", "l2norm", "cls_attention", "fastv")
@@ -46,15 +45,7 @@ OBJECTS = {"n100001": [{"patches": [75, 76, 99, 100]}, {"patches": [0, 1, 24, 25
 
 
 @pytest.fixture(scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny model is faster single-threaded
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(_one_thread: None) -> tuple[Any, Any]:
+def tiny(one_thread: None) -> tuple[Any, Any]:
     return load_llava(resolve_model_path("tiny"), attn_implementation="eager")
 
 
@@ -245,17 +236,9 @@ def test_fastv_and_shares_match_the_stock_model(tiny: tuple[Any, Any]) -> None:
     model, processor = tiny
     data = load_task("gqa", GQA, limit=1)
     result = analyze(model, processor, data, AnalysisSettings(("fastv",), budget=BUDGET, fastv_layer=2))
-    example = data[0]
-    inputs = processor(images=example.image, text=build_prompt(processor, example.question_text),
-                       return_tensors="pt")
-    with torch.no_grad():
-        out = model(**inputs, output_attentions=True)
-    image = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
-    start, stop = int(image[0]), int(image[-1]) + 1
-    last = [a[0].mean(0)[-1] for a in out.attentions]
-    expected = [[float(r[:start].sum()), float(r[start:stop].sum()), float(r[stop:].sum())] for r in last]
+    last, start, stop, expected = stock_last_row_attention(model, processor, data[0])
     got = np.stack([result["attention"]["shares"][g] for g in ATTENTION_GROUPS], axis=1)
-    assert got == pytest.approx(np.asarray(expected), abs=1e-5)
+    assert got == pytest.approx(expected, abs=1e-5)
     top = torch.sort(last[1][start:stop], descending=True, stable=True).indices[:BUDGET]
     heat = np.asarray(result["methods"]["fastv"]["heatmap"]).flatten()
     assert sorted(np.flatnonzero(heat).tolist()) == sorted(top.tolist())

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from adaptive_svdprune.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GQA = Path(__file__).parent / "fixtures" / "gqa"
 OBJECTS = {"n100001": [{"patches": [75, 76, 99, 100]}, {"patches": [0, 1, 24, 25]}]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

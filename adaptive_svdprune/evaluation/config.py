@@ -200,8 +200,9 @@ class EvalConfig:
 
             profile = load_profile(self.profile)
             values.update(profile.config_for(self.task).to_dict())
-            if profile.task(self.task).anyres_split is not None:
-                values["anyres_split"] = profile.task(self.task).anyres_split
+            split = profile.task(self.task).anyres_split
+            if split is not None:
+                values["anyres_split"] = split
         for key in unset:
             setattr(self, key, values[key])
 

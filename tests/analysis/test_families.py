@@ -5,7 +5,6 @@ kept tokens against the stock model's own attention weights."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,14 @@ import torch
 
 from adaptive_svdprune.analysis import ATTENTION_GROUPS, AnalysisSettings, analyze
 from adaptive_svdprune.data import load_task
-from adaptive_svdprune.data.prompts import build_prompt
 from adaptive_svdprune.models.families import load_model
 from adaptive_svdprune.models.names import resolve_model_path
+from tests._attention import stock_last_row_attention
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 GQA = Path(__file__).parents[1] / "fixtures" / "gqa"
 METHODS = ("svd", "random", "uniform", "l2norm", "cls_attention", "fastv")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 _MODELS: dict[str, tuple[Any, Any]] = {}
@@ -71,17 +64,9 @@ def test_anyres_attention_shares_match_the_stock_model(next_run: dict[str, Any])
     model, processor = _load("tiny-next")
     data = load_task("gqa", GQA, limit=1)
     result = analyze(model, processor, data, AnalysisSettings(("fastv",), budget=40, fastv_layer=2))
-    example = data[0]
-    inputs = processor(images=example.image, text=build_prompt(processor, example.question_text),
-                       return_tensors="pt")
-    with torch.no_grad():
-        out = model(**inputs, output_attentions=True)
-    image = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
-    start, stop = int(image[0]), int(image[-1]) + 1
-    last = [a[0].mean(0)[-1] for a in out.attentions]
-    expected = [[float(r[:start].sum()), float(r[start:stop].sum()), float(r[stop:].sum())] for r in last]
+    _, start, stop, expected = stock_last_row_attention(model, processor, data[0])
     got = np.stack([result["attention"]["shares"][g] for g in ATTENTION_GROUPS], axis=1)
-    assert got == pytest.approx(np.asarray(expected), abs=1e-5)
+    assert got == pytest.approx(expected, abs=1e-5)
     assert result["attention"]["group_tokens_mean"]["vision"] == stop - start  # newlines included
     assert next_run["attention"]["layers"] == model.config.text_config.num_hidden_layers
 
@@ -118,17 +103,9 @@ def test_qwen_positions_attention_and_fastv_against_the_stock_model() -> None:
     assert (r["coordinates"], r["views"], r["anyres_split"]) == ("relative", ["image"], None)
     assert "cls_attention" in r["skipped"] and r["image_positions"] == {"min": 9, "max": 9, "mean": 9.0}
     assert r["methods"]["fastv"]["kept_tokens_total"] == 4
-    example = data[0]
-    inputs = processor(images=example.image, text=build_prompt(processor, example.question_text),
-                       return_tensors="pt")
-    with torch.no_grad():
-        out = model(**inputs, output_attentions=True)
-    image = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
-    start, stop = int(image[0]), int(image[-1]) + 1
-    last = [a[0].mean(0)[-1] for a in out.attentions]
-    expected = [[float(x[:start].sum()), float(x[start:stop].sum()), float(x[stop:].sum())] for x in last]
+    last, start, stop, expected = stock_last_row_attention(model, processor, data[0])
     got = np.stack([r["attention"]["shares"][g] for g in ATTENTION_GROUPS], axis=1)
-    assert got == pytest.approx(np.asarray(expected), abs=1e-5)
+    assert got == pytest.approx(expected, abs=1e-5)
     top = torch.sort(last[1][start:stop], descending=True, stable=True).indices[:4].tolist()
     cells = {(int((t // 3 + 0.5) / 3 * 24), int((t % 3 + 0.5) / 3 * 24)) for t in top}
     heat = np.asarray(r["methods"]["fastv"]["heatmap"])

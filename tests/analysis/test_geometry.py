@@ -3,7 +3,6 @@ model's unpadding rule, the merged grid's row-major order) and the relative-coor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,13 +17,7 @@ from adaptive_svdprune.models.families import load_model, prune_model
 from adaptive_svdprune.models.tiny_next import tiny_next_path
 from adaptive_svdprune.pruning.config import BaselineConfig
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

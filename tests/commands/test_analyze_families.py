@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from adaptive_svdprune.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GQA = Path(__file__).parents[1] / "fixtures" / "gqa"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("model", "budget", "figures"), [

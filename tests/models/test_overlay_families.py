@@ -4,7 +4,6 @@ the model's own geometry puts them (transformers' unpadding rule, the processor'
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,6 @@ from adaptive_svdprune.models.tiny_qwen import tiny_qwen_vl_path
 from adaptive_svdprune.pruning.config import BaselineConfig
 
 PATCH = 14
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _dark(pixel: np.ndarray, original: np.ndarray) -> bool:
