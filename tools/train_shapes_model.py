@@ -340,6 +340,13 @@ def patch_loss(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, bg_we
     return total
 
 
+def object_class(obj: Any) -> int:
+    """Class of an object for the per-object head: its shape (``1..len(SHAPES)``), or after them its sign's word."""
+    if obj.word:
+        return len(PATCH_LABELS["shape"]) - 1 + PATCH_LABELS["word"].index(obj.word)
+    return PATCH_LABELS["shape"].index(obj.shape)
+
+
 def object_loss(head: nn.Module, feats: torch.Tensor, scenes: list[Any]) -> torch.Tensor:
     """Shape (or a sign's word) of each object from the mean of its patches' features, as attention reads it.
 
@@ -347,13 +354,11 @@ def object_loss(head: nn.Module, feats: torch.Tensor, scenes: list[Any]) -> torc
     ``head`` maps a pooled feature to ``len(SHAPES) + 1 + len(WORDS)`` logits: the shape classes, then words.
     """
     pooled, targets = [], []
-    n_shape = len(PATCH_LABELS["shape"])
     for i, scene in enumerate(scenes):
         for o in scene.objects:
             if o.patches:
                 pooled.append(feats[i, list(o.patches)].mean(0))
-                targets.append(n_shape - 1 + PATCH_LABELS["word"].index(o.word) if o.word
-                               else PATCH_LABELS["shape"].index(o.shape))
+                targets.append(object_class(o))
     if not pooled:
         return feats.new_zeros(())
     return F.cross_entropy(head(torch.stack(pooled)), torch.as_tensor(targets))
@@ -384,9 +389,7 @@ def probe_accuracy(model: Any, processor: Any, head: nn.Module, cache: SceneCach
                     if obj_head is None:
                         objects[name].append(int(logits[k][i, idx].mean(0).argmax()) == int(labels[i, k, idx[0]]))
                     else:
-                        n_shape = len(PATCH_LABELS["shape"])
-                        target = n_shape - 1 + int(labels[i, 2, idx[0]]) if o.word else int(labels[i, 1, idx[0]])
-                        objects[name].append(int(obj_head(feats[i, idx].mean(0)).argmax()) == target)
+                        objects[name].append(int(obj_head(feats[i, idx].mean(0)).argmax()) == object_class(o))
     out = {f"probe_{k}": round(float(torch.cat(v).float().mean()), 4) for k, v in hits.items()}
     out.update({f"object_{k}": round(float(np.mean(v)), 4) for k, v in objects.items() if v})
     return out
