@@ -39,10 +39,13 @@ DEMO_TASKS: tuple[str, ...] = ("gqa", "textvqa")
 #: The demo's search space: in the shapes world an object covers 2-16 of the 576 patches, so the interesting
 #: budgets are small; epsilon as in the paper's range, widened downwards. Epsilon is continuous on purpose:
 #: NNI 3.0's TPE falls back to grid search on a duplicate parameter and its dispatcher then dies (KeyError in
-#: receive_trial_result), which a flat objective on a small discrete space triggers.
+#: receive_trial_result), which a flat objective on a small discrete space triggers. ``center`` is searched too:
+#: the reference tower's features share a large mean, and uncentred leverage then ranks tokens by norm (rank-1
+#: subspace), which keeps background patches; whether a task wants it is what the search finds out.
 DEMO_SEARCH_SPACE: dict[str, Any] = {
     "variance_threshold": {"_type": "uniform", "_value": [0.5, 0.95]},
     "budget": {"_type": "choice", "_value": [2, 4, 8, 16, 32, 64, "adaptive"]},
+    "center": {"_type": "choice", "_value": [False, True]},
 }
 #: Seed of the demo's test splits; the reference model was trained on other seeds (see the README's model card).
 DEMO_DATA_SEED = 2026
@@ -97,7 +100,7 @@ def demo_trial_command(task: str, data: Path, cache: Path, limit: int | None = N
 
 
 def _search_task(task: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
-    from adaptive_svdprune.commands.pareto import FRONT_COLUMNS, front_rows
+    from adaptive_svdprune.commands.pareto import front_rows
     from adaptive_svdprune.commands.search import format_trial_event, write_search_outputs
     from adaptive_svdprune.search.experiment import build_experiment_config, run_experiment
     from adaptive_svdprune.search.space import search_space
@@ -121,7 +124,7 @@ def _search_task(task: str, args: argparse.Namespace, log: Any) -> dict[str, Any
     front = pareto_front(outcome.results.trials)
     print(f"\n  Pareto front, {task} ({len(outcome.results.trials)} trials, {outcome.results.n_failed} failed):",
           file=log)
-    print("  " + format_table(front_rows(front), FRONT_COLUMNS).replace("\n", "\n  "), file=log)
+    print("  " + format_table(front_rows(front)).replace("\n", "\n  "), file=log)
     print(f"  wrote {document['files']['json']} and {document['files']['png']}\n", file=log, flush=True)
     return {"outcome": outcome, "document": document}
 
@@ -147,8 +150,9 @@ def _choose_profile(searches: dict[str, dict[str, Any]], path: Path, model: str
                       experiments=[s["outcome"].experiment_id for s in searches.values()], tasks=entries)
     written = save_profile(profile, path, merge=False)
     rows = [{"task": task, "trial": e.trial_id, "epsilon": e.variance_threshold,
-             "budget": "adaptive" if e.budget is None else e.budget, "accuracy": e.accuracy, "tflops": e.tflops,
-             "kept tokens": e.mean_kept_tokens, "constraint": e.constraint} for task, e in entries.items()]
+             "budget": "adaptive" if e.budget is None else e.budget, "center": bool(e.center),
+             "accuracy": e.accuracy, "tflops": e.tflops, "kept tokens": e.mean_kept_tokens,
+             "constraint": e.constraint} for task, e in entries.items()]
     return written, rows
 
 
@@ -262,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  $ {generated['command']}", file=log)
     print(f"  question: {generated['question']}\n  answer: {generated['answer']!r} (expected "
           f"{generated['expected']!r})\n  kept tokens: {generated['kept_tokens']} / {generated['image_tokens']} "
-          f"with {json.dumps({k: generated['config'][k] for k in ('variance_threshold', 'budget')})}; "
+          f"with {json.dumps({k: generated['config'][k] for k in ('variance_threshold', 'budget', 'center')})}; "
           f"overlay {args.out / 'overlay.png'}\n", file=log)
     comparisons: dict[str, Any] = {}
     if not args.no_compare:

@@ -52,18 +52,19 @@ def read_source(args: argparse.Namespace) -> ResultSet:
 
 
 def front_rows(front: list[TrialResult]) -> list[dict[str, Any]]:
-    """Rows of the printed front table."""
-    return [
-        {
-            "trial": t.trial_id,
-            "epsilon": t.variance_threshold if t.variance_threshold is not None else "",
-            "budget": "adaptive" if t.budget is None else t.budget,
-            "accuracy": t.accuracy,
-            "tflops": t.tflops,
-            "kept tokens": t.mean_kept_tokens,
-        }
-        for t in front
-    ]
+    """Rows of the printed front table: :data:`FRONT_COLUMNS`, plus ``center`` after ``budget`` when the search
+    tuned it (a front point is a setting; one that differs only in centring must say so)."""
+    centred = any("center" in t.parameters for t in front)
+    rows = []
+    for t in front:
+        row: dict[str, Any] = {"trial": t.trial_id,
+                               "epsilon": t.variance_threshold if t.variance_threshold is not None else "",
+                               "budget": "adaptive" if t.budget is None else t.budget}
+        if centred:
+            row["center"] = bool(t.parameters.get("center", False))
+        row.update({"accuracy": t.accuracy, "tflops": t.tflops, "kept tokens": t.mean_kept_tokens})
+        rows.append(row)
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**document, "files": {"json": str(json_path), "png": str(png_path), "wandb": wandb_dir}})
     else:
-        print(format_table(front_rows(front), FRONT_COLUMNS))
+        print(format_table(front_rows(front)))
         pending = f", {len(results.pending)} still running" if results.pending else ""
         print(
             f"\n{len(results.trials)} trials, {results.n_failed} failed{pending}; "

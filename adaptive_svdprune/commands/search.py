@@ -202,7 +202,7 @@ def write_search_outputs(
 
 def run(args: argparse.Namespace) -> int:
     """Launch the experiment, wait, stop it, write and print the results; 1 when no trial succeeded."""
-    from adaptive_svdprune.commands.pareto import FRONT_COLUMNS, front_rows
+    from adaptive_svdprune.commands.pareto import front_rows
     from adaptive_svdprune.search.experiment import load_experiment_config, run_experiment
     from adaptive_svdprune.tradeoffs.pareto import pareto_front
 
@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         front = pareto_front(results.trials)
         print(f"\nPareto front ({task or 'task'}):")
-        print(format_table(front_rows(front), FRONT_COLUMNS))
+        print(format_table(front_rows(front)))
         pending = f", {len(results.pending)} unfinished" if results.pending else ""
         print(f"\n{len(results.trials)} trials succeeded, {results.n_failed} failed{pending}")
         files = document["files"]

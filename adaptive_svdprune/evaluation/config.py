@@ -2,7 +2,8 @@
 
 Precedence, lowest first: the defaults below < a deployment ``profile``'s entry for ``task`` < settings given
 explicitly (a keyword argument, a key of the config file, a command-line flag). A profile only fills the
-SVD-Prune keys that were *not* given (``variance_threshold``, ``budget``, ``min_tokens``, ``max_tokens``) and
+SVD-Prune keys that were *not* given (``variance_threshold``, ``budget``, ``min_tokens``, ``max_tokens``,
+``anyres_split``, ``center``) and
 cannot be combined with a baseline ``method``.
 
 Example:
@@ -35,9 +36,10 @@ DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 PRECISIONS: tuple[str, ...] = ("64", "64-true", "32", "32-true", "16", "16-mixed", "16-true", "bf16", "bf16-mixed",
                                "bf16-true", "transformer-engine", "transformer-engine-float16")
 #: The SVD-Prune keys a profile fills when they are not given explicitly.
-PROFILE_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split")
+PROFILE_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split",
+                                 "center")
 _PROFILE_DEFAULTS: dict[str, Any] = {"variance_threshold": 0.9, "budget": 64, "min_tokens": 1, "max_tokens": None,
-                                     "anyres_split": "global"}
+                                     "anyres_split": "global", "center": False}
 _ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 
@@ -92,7 +94,8 @@ class EvalConfig:
         method: ``"svd"`` or a baseline (``none``, ``random``, ``uniform``, ``l2norm``, ``cls_attention``,
             ``fastv``).
         center: SVD-Prune on mean-centred features (``SVDPruneConfig.center``; off in the paper). Towers whose
-            tokens share a large mean otherwise get a rank-1 subspace, and leverage then ranks by norm.
+            tokens share a large mean otherwise get a rank-1 subspace, and leverage then ranks by norm. A
+            profile's entry may set it (a search that tuned it).
         variance_threshold, budget, min_tokens, max_tokens, solver: SVD-Prune settings (``budget=None`` is
             adaptive); baselines use ``budget``. Defaults 0.9, 64, 1, None unless a profile gives them.
         anyres_split: LLaVA-NeXT/OneVision: ``"global"`` (default: one selection over base view and crops) or
@@ -123,7 +126,7 @@ class EvalConfig:
     min_tokens: int = _UNSET
     max_tokens: int | None = _UNSET
     solver: str = "auto"
-    center: bool = False
+    center: bool = _UNSET
     seed: int = 0
     fastv_layer: int = 2
     anyres_split: str = _UNSET
@@ -165,10 +168,12 @@ class EvalConfig:
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
             self.precision = str(self.precision)  # Lightning's 16 / 32 / 64
         _check_str("precision", self.precision, optional=True, choices=PRECISIONS)
-        for key in ("ocr", "skip_bad", "fidelity", "overwrite", "wandb", "progress_bar", "center"):
+        for key in ("ocr", "skip_bad", "fidelity", "overwrite", "wandb", "progress_bar"):
             _check_bool(key, getattr(self, key))
-        if self.center and self.method != "svd":
-            raise ValueError(f"center applies to SVD-Prune only, not method {self.method!r}")
+        if self.center is not _UNSET:
+            _check_bool("center", self.center)
+            if self.center and self.method != "svd":
+                raise ValueError(f"center applies to SVD-Prune only, not method {self.method!r}")
         for key, minimum in (("batch_size", 1), ("max_new_tokens", 1), ("fastv_layer", 0), ("num_workers", 0)):
             _check_int(key, getattr(self, key), minimum)
         _check_int("seed", self.seed, -(2**63))

@@ -78,6 +78,7 @@ class TaskProfile:
     experiment: str | None = None
     constraint: str | None = None
     anyres_split: str | None = None  # LLaVA-NeXT/OneVision view split the search chose; None: not searched (global)
+    center: bool | None = None  # mean-centred SVD-Prune, when the search tuned it; None: not searched (uncentred)
 
     @classmethod
     def from_trial(
@@ -100,15 +101,19 @@ class TaskProfile:
             experiment=experiment,
             constraint=constraint,
             anyres_split=None if params.get("anyres_split") is None else str(params["anyres_split"]),
+            center=None if params.get("center") is None else bool(params["center"]),
         )
 
     def config_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``SVDPruneConfig`` (unset ``min_tokens``/``max_tokens`` left to its defaults)."""
+        """Keyword arguments of ``SVDPruneConfig`` (unset ``min_tokens``/``max_tokens``/``center`` left to its
+        defaults)."""
         kwargs: dict[str, Any] = {"variance_threshold": self.variance_threshold, "budget": self.budget}
         if self.min_tokens is not None:
             kwargs["min_tokens"] = self.min_tokens
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
+        if self.center is not None:
+            kwargs["center"] = self.center
         return kwargs
 
 

@@ -21,6 +21,7 @@ Layout (``budget: null`` = adaptive; fields that are unset are left out, except 
         variance_threshold: 0.8
         budget: 320
         anyres_split: per_view
+        center: true              # a search that tuned centring (SVD-Prune on mean-centred features)
 
 Unknown keys are errors (a typo such as ``varaince_threshold`` must not silently fall back to a default).
 
@@ -61,6 +62,7 @@ TASK_KEYS: tuple[str, ...] = (
     "experiment",
     "constraint",
     "anyres_split",
+    "center",
 )
 #: Values of ``anyres_split`` (``adaptive_svdprune.models.anyres.SPLITS``; profiles sit below models, a test keeps
 #: the two equal). Absent means the default, ``global``.
@@ -130,6 +132,10 @@ def _task(entry: Any, task: str, where: str) -> dict[str, Any]:
     if split is not None and split not in ANYRES_SPLITS:
         raise ValueError(f"{where}: {prefix}anyres_split must be one of {list(ANYRES_SPLITS)}, got {split!r}")
     out["anyres_split"] = split
+    center = entry.get("center")
+    if center is not None and not isinstance(center, bool):
+        raise ValueError(f"{where}: {prefix}center must be true or false, got {center!r}")
+    out["center"] = center
     return out
 
 

@@ -3,7 +3,8 @@
 A trial's parameters are ``variance_threshold`` (epsilon), ``budget`` (a token count or ``"adaptive"``) and,
 optionally, ``min_tokens``/``max_tokens`` (the clip of the adaptive count) and, for LLaVA-NeXT/OneVision,
 ``anyres_split`` (a ``choice`` of ``"global"``/``"per_view"``: one selection over base view and crops, or one per
-view). The default space is the one of
+view) and ``center`` (a ``choice`` of ``false``/``true``: SVD-Prune on mean-centred features, which towers whose
+tokens share a large mean need). The default space is the one of
 ``search/*.json``::
 
     {"variance_threshold": {"_type": "quniform", "_value": [0.70, 0.95, 0.05]},
@@ -58,6 +59,7 @@ def search_space(
     min_tokens: Sequence[int] | None = None,
     max_tokens: Sequence[int] | None = None,
     anyres_splits: Sequence[str] | None = None,
+    center: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """An NNI search space over epsilon and the budget (and optionally the adaptive clip).
 
@@ -68,6 +70,11 @@ def search_space(
         min_tokens: choices of the lower clip of the adaptive count (``None``: not searched).
         max_tokens: choices of the upper clip of the adaptive count (``None``: not searched).
         anyres_splits: LLaVA-NeXT/OneVision: choices of ``anyres_split`` (``None``: not searched).
+        center: choices of ``center`` (``(False, True)``: search it; ``None``: not searched, uncentred).
+
+    Example:
+        >>> search_space(budgets=(16,), adaptive=False, center=(False, True))["center"]
+        {'_type': 'choice', '_value': [False, True]}
     """
     low, high, q = eps_range
     if not (0 < low <= high <= 1) or q <= 0:
@@ -87,9 +94,14 @@ def search_space(
     if anyres_splits is not None:
         space["anyres_split"] = {"_type": "choice", "_value": list(anyres_splits)}
         _check_entry("anyres_split", space["anyres_split"])
+    if center is not None:
+        space["center"] = {"_type": "choice", "_value": list(center)}
+        _check_entry("center", space["center"])
     return space
 
 
+#: Parameters that are categories, not numbers: a ``choice`` only, and not for the numeric-only tuners.
+_CATEGORIES: dict[str, list[Any]] = {"anyres_split": list(ANYRES_SPLITS), "center": [False, True]}
 #: NNI sampling types whose ``_value`` is a list of choices, and those whose ``_value`` is ``[low, high(, q)]``.
 _CHOICE_TYPES = ("choice",)
 _RANGE_TYPES = ("uniform", "quniform", "loguniform", "qloguniform", "randint")
@@ -107,6 +119,9 @@ def _check_value(name: str, value: Any) -> None:
     elif name == "anyres_split":
         if value not in ANYRES_SPLITS:
             raise ValueError(f"search space: anyres_split must be one of {list(ANYRES_SPLITS)}, got {value!r}")
+    elif name == "center":
+        if not isinstance(value, bool):
+            raise ValueError(f"search space: center must be true or false, got {value!r}")
     elif name == "budget":
         adaptive = isinstance(value, str) and value.strip().lower() == "adaptive"
         if not adaptive and (not _is_number(value) or value < 1 or float(value) != int(value)):
@@ -121,8 +136,8 @@ def _check_entry(name: str, spec: Any) -> None:
     kind, values = spec["_type"], spec["_value"]
     if kind not in (*_CHOICE_TYPES, *_RANGE_TYPES):
         raise ValueError(f"search space: {name} has _type {kind!r}; use one of {[*_CHOICE_TYPES, *_RANGE_TYPES]}")
-    if name == "anyres_split" and kind not in _CHOICE_TYPES:
-        raise ValueError(f"search space: anyres_split has _type {kind!r}; use choice of {list(ANYRES_SPLITS)}")
+    if name in _CATEGORIES and kind not in _CHOICE_TYPES:
+        raise ValueError(f"search space: {name} has _type {kind!r}; use choice of {_CATEGORIES[name]}")
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"search space: {name} _value must be a non-empty list, got {values!r}")
     if kind in _CHOICE_TYPES:
@@ -173,10 +188,10 @@ def check_search_space(space: Mapping[str, Any], tuner: str | None = None) -> No
         raise ValueError(f"tuner {tuner!r} is not supported; use one of {list(SUPPORTED_TUNERS)}")
     if tuner in _NUMERIC_ONLY_TUNERS:
         for name, spec in space.items():
-            if name == "anyres_split":  # a category, not a number
-                raise ValueError(f"tuner {tuner} accepts numeric choices only, but the space searches anyres_split; "
-                                 "use TPE, Random, Evolution or GridSearch (or fix --anyres-split in the trial "
-                                 "command)")
+            if name in _CATEGORIES:  # a category, not a number
+                fix = "--anyres-split" if name == "anyres_split" else "--params '{\"center\": true}'"
+                raise ValueError(f"tuner {tuner} accepts numeric choices only, but the space searches {name}; "
+                                 f"use TPE, Random, Evolution or GridSearch (or fix {fix} in the trial command)")
             strings = [v for v in spec["_value"] if isinstance(v, str)] if spec["_type"] == "choice" else []
             if strings:
                 raise ValueError(
@@ -212,7 +227,8 @@ def parse_trial_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     """``SVDPruneConfig`` keyword arguments from a tuner's parameter dict (see also :func:`parse_anyres_split`).
 
     Epsilon is rounded to 6 decimals (``quniform`` yields ``0.7000000000000001``); ``budget`` ``"adaptive"``
-    becomes ``None``; missing keys take ``SVDPruneConfig``'s defaults (epsilon 0.9, adaptive, clip ``[1, None]``).
+    becomes ``None``; missing keys take ``SVDPruneConfig``'s defaults (epsilon 0.9, adaptive, clip ``[1, None]``);
+    ``center`` appears only when the parameters hold it (so settings without it keep their run folders).
 
     Raises:
         ValueError: unknown keys, or values of the wrong type (the values themselves are checked by
@@ -227,9 +243,14 @@ def parse_trial_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
         raise ValueError(f"variance_threshold must be a number, got {eps!r}")
     min_tokens = _int_or_none("min_tokens", params.get("min_tokens"))
-    return {
+    parsed: dict[str, Any] = {
         "variance_threshold": round(float(eps), 6),
         "budget": normalize_budget(params.get("budget")),
         "min_tokens": 1 if min_tokens is None else min_tokens,
         "max_tokens": _int_or_none("max_tokens", params.get("max_tokens")),
     }
+    if "center" in params:
+        if not isinstance(params["center"], bool):
+            raise ValueError(f"center must be true or false, got {params['center']!r}")
+        parsed["center"] = params["center"]
+    return parsed

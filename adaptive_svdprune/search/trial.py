@@ -177,6 +177,7 @@ def eval_config(params: Mapping[str, Any], settings: TrialSettings, limit: int |
         min_tokens=parsed["min_tokens"],
         max_tokens=parsed["max_tokens"],
         anyres_split=split,
+        center=parsed.get("center", False),
         batch_size=settings.batch_size,
         limit=settings.limit if limit is None else limit,
         max_new_tokens=settings.max_new_tokens,

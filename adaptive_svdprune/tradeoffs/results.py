@@ -54,7 +54,8 @@ __all__ = [
 
 _RAW_KEYS = ("default", "accuracy", "tflops", "mean_kept_tokens")
 #: The parameters of a trial (the search space's keys); a final metric that carries them names what really ran.
-PARAMETER_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split")
+PARAMETER_KEYS: tuple[str, ...] = ("variance_threshold", "budget", "min_tokens", "max_tokens", "anyres_split",
+                                   "center")
 
 
 def normalize_budget(value: Any) -> int | None:
