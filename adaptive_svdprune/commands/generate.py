@@ -48,8 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON object")
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """The selector config described by ``args`` (``--profile``/``--task``, ``--method``, budget, epsilon)."""
+def build_config(args: argparse.Namespace, profile: Any = None) -> Any:
+    """The selector config described by ``args`` (``--profile``/``--task``, ``--method``, budget, epsilon).
+
+    ``profile``: the already loaded ``--profile`` (read from its file when ``None``).
+    """
     from adaptive_svdprune.pruning.config import BaselineConfig, SVDPruneConfig
 
     if (args.profile is None) != (args.task is None):
@@ -66,9 +69,11 @@ def build_config(args: argparse.Namespace) -> Any:
             overrides["variance_threshold"] = args.variance_threshold
         if getattr(args, "center", False):
             overrides["center"] = True
-        from adaptive_svdprune.profiles import load_profile
+        if profile is None:
+            from adaptive_svdprune.profiles import load_profile
 
-        return load_profile(args.profile).config_for(args.task, **overrides)
+            profile = load_profile(args.profile)
+        return profile.config_for(args.task, **overrides)
     if args.method == "svd":
         eps = 0.9 if args.variance_threshold is None else args.variance_threshold
         return SVDPruneConfig(variance_threshold=eps, budget=args.budget, center=bool(getattr(args, "center", False)))
@@ -79,14 +84,12 @@ def build_config(args: argparse.Namespace) -> Any:
     return BaselineConfig(args.method, budget=args.budget)
 
 
-def _anyres_split(args: argparse.Namespace) -> str:
-    """``--anyres-split`` if given, else the profile's entry for ``--task`` (a search that tuned it), else global."""
+def _anyres_split(args: argparse.Namespace, profile: Any) -> str:
+    """``--anyres-split`` if given, else ``profile``'s entry for ``--task`` (a search that tuned it), else global."""
     if args.anyres_split is not None:
         return str(args.anyres_split)
-    if args.profile is not None and args.task is not None:
-        from adaptive_svdprune.profiles import load_profile
-
-        return load_profile(args.profile).task(args.task).anyres_split or "global"
+    if profile is not None and args.task is not None:
+        return profile.task(args.task).anyres_split or "global"
     return "global"
 
 
@@ -130,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    config = build_config(args)
+    profile = None
+    if args.profile is not None and args.task is not None:  # read once: the selector config and the split
+        from adaptive_svdprune.profiles import load_profile
+
+        profile = load_profile(args.profile)
+    config = build_config(args, profile)
     image_path = Path(args.image) if args.image else demo_image_path("shapes")
     if not image_path.is_file():
         raise FileNotFoundError(f"--image {str(image_path)!r} does not exist")
@@ -140,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_file(args.save_overlay, "--save-overlay")
     image = _open_image(image_path)
     model_name = resolve_model_path(args.model)
-    requested = _anyres_split(args)
+    requested = _anyres_split(args, profile)
     split = check_split(requested, model_class_name(model_name), "--anyres-split") \
         if requested != "global" else "global"
     dtype = None if args.dtype is None else args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
