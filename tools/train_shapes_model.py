@@ -212,6 +212,88 @@ def make_example(cache: SceneCache, idx: int, rng: np.random.Generator, prompts:
     return prompts.prompt(text), prompts.answer(q.answer), q.family, about
 
 
+#: A question word an object can be named by: ("colour" | "shape", the value, whether it is a plural).
+Word = tuple[str, str, bool]
+
+
+def content_tokens(tokenizer: Any) -> dict[int, Word]:
+    """The words a GQA-style question hinges on, by token id: colours, shapes and their plurals."""
+    from adaptive_svdprune.shapes.questions import _PLURAL
+    from adaptive_svdprune.shapes.world import COLOURS, SHAPES
+
+    words = [*(("colour", c, False, c) for c in COLOURS), *(("shape", s, False, s) for s in SHAPES),
+             *(("shape", s, True, p) for s, p in _PLURAL.items())]
+    out = {}
+    for kind, value, plural, text in words:
+        ids = tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1:  # the shipped tokenizer has every one as one token
+            out[ids[0]] = (kind, value, plural)
+    return out
+
+
+def route_positions(prompt: list[int], content: dict[int, Word]) -> list[int]:
+    """Positions of the question's content words in ``prompt`` (after the image; the routing loss's targets)."""
+    return [i for i, t in enumerate(prompt) if t in content]
+
+
+def mention_groups(prompt: list[int], content: dict[int, Word]) -> list[list[int]]:
+    """The question's object mentions: runs of adjacent content words ("red circle", "blue square", "crosses")."""
+    groups: list[list[int]] = []
+    for pos in route_positions(prompt, content):
+        if groups and groups[-1][-1] == pos - 1:
+            groups[-1].append(pos)
+        else:
+            groups.append([pos])
+    return groups
+
+
+def _named(scene: Any, word: Word) -> list[Any]:
+    kind, value, _ = word
+    return [o for o in scene.shapes if getattr(o, kind) == value]
+
+
+def word_targets(prompt: list[int], content: dict[int, Word], scene: Any, image_start: int
+                 ) -> list[tuple[int, list[int]]]:
+    """Per singular content word of the question: its position and the patches of the objects it names (absolute).
+
+    Plurals (how-many questions) are left to the answer loss and the count readout: there the share of attention
+    that lands on the objects, not which patches it lands on, must carry the number.
+    """
+    out = []
+    for pos in route_positions(prompt, content):
+        word = content[prompt[pos]]
+        if not word[2]:
+            patches = sorted({p for o in _named(scene, word) for p in o.patches})
+            out.append((pos, [image_start + p for p in patches]))
+    return out
+
+
+#: Classes of the readout head: colour, shape, column of the one object a word names, and how many it names.
+READOUT_COUNT = 7
+
+
+def readout_targets(prompt: list[int], content: dict[int, Word], scene: Any) -> list[tuple[int, int, int, int, int]]:
+    """Per content word: (position, colour, shape, column, count) as class indices; -1 where undefined.
+
+    The readout loss asks that these be linearly readable from the word's hidden state after ``--word-layer``:
+    the word's attention finds the objects, and this makes its value path carry what they look like (colour,
+    shape, column when the word names exactly one object) and how many there are.
+    """
+    from adaptive_svdprune.shapes.world import COLOURS, GRID, PATCH, SHAPES
+
+    out = []
+    for pos in route_positions(prompt, content):
+        named = _named(scene, content[prompt[pos]])
+        count = min(len(named), READOUT_COUNT - 1)
+        if len(named) == 1:
+            o = named[0]
+            column = min(GRID - 1, int(o.centre[0] // PATCH))
+            out.append((pos, list(COLOURS).index(o.colour), SHAPES.index(o.shape), column, count))
+        else:
+            out.append((pos, -1, -1, -1, count))
+    return out
+
+
 def collate(examples: list[Example], pad: int) -> dict[str, torch.Tensor]:
     length = max(len(p) + len(a) for p, a, *_ in examples)
     ids = torch.full((len(examples), length), pad, dtype=torch.long)
@@ -256,18 +338,48 @@ def forward(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor) -> 
     return model.lm_head(hidden[keep])
 
 
+#: An attention target: (decoder layer, per row a list of (query position, absolute positions it should look at));
+#: query position -1 is the position that predicts the answer.
+AttentionTarget = tuple[int, list[list[tuple[int, list[int]]]]]
+
+
+def readout_loss(head: nn.Module, hidden: torch.Tensor, batch: dict[str, torch.Tensor], examples: list[Any],
+                 cache: Any, idx: Any, per_image: int, content: dict[int, Word]) -> torch.Tensor | None:
+    """Cross-entropy of a linear head reading :func:`readout_targets` off each content word's hidden state."""
+    from adaptive_svdprune.shapes.world import COLOURS, GRID, SHAPES
+
+    prefix_len = batch["input_ids"].shape[1] - hidden.shape[1]
+    rows, cols, targets = [], [], []
+    for r, e in enumerate(examples):
+        if e[2] == "sign":
+            continue
+        for pos, *classes in readout_targets(e[0], content, cache.scenes[int(idx[r // per_image])]):
+            rows.append(r)
+            cols.append(pos - prefix_len)
+            targets.append(classes)
+    if not rows:
+        return None
+    logits = head(hidden[rows, cols]).split([len(COLOURS), len(SHAPES), GRID, READOUT_COUNT], dim=-1)
+    t = torch.as_tensor(targets)
+    return sum(F.cross_entropy(lg, t[:, k], ignore_index=-1) for k, lg in enumerate(logits)) / len(logits)
+
+
 def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: torch.Tensor, per_image: int,
-                          attn_targets: list[list[int]] | None = None, attn_layer: int = 1
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                          attn_targets: list[AttentionTarget] = (),  # type: ignore[assignment]
+                          hidden_out: list[torch.Tensor] | None = None,
+                          ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
     """Same logits as :func:`forward` when every ``per_image`` consecutive rows ask about one image.
 
     The prompt up to the last image token (``<s>USER: <image>...``) is the same for every question about an
     image, and under causal attention its hidden states never see the question: the language model runs it once
     per image and the questions continue from a shared KV cache. Exact, and ~``per_image`` times cheaper.
 
-    With ``attn_targets`` (per row, the image patches the answer depends on) it also returns an attention
-    loss: ``-log`` of the attention mass that the best head of decoder layer ``attn_layer`` puts on those
-    patches from the position that predicts the answer (rows without targets are skipped).
+    For each ``(layer, targets)`` of ``attn_targets`` (per row, pairs of a query position after the image, -1
+    for the position that predicts the answer, and the absolute positions it should look at: the image patches
+    the answer depends on, or the question's content words) it also returns an attention loss: the mean
+    ``-log`` of the attention mass that the best head of that decoder layer puts on the targets from the
+    query (pairs without targets are skipped; ``None`` when there is none). ``hidden_out``, when given, receives
+    the hidden states of the positions after the prefix (the embeddings, then each layer's output).
     """
     from transformers import DynamicCache
 
@@ -289,22 +401,23 @@ def forward_shared_prefix(model: Any, batch: dict[str, torch.Tensor], feats: tor
     suffix = ids[:, prefix_len:]
     positions = torch.arange(prefix_len, ids.shape[1]).expand(ids.shape[0], -1)
     out = lm(inputs_embeds=model.get_input_embeddings()(suffix), attention_mask=batch["attention_mask"],
-             cache=cache, position_ids=positions, use_cache=True, output_hidden_states=attn_targets is not None)
+             cache=cache, position_ids=positions, use_cache=True,
+             output_hidden_states=bool(attn_targets) or hidden_out is not None)
+    if hidden_out is not None:
+        hidden_out.extend(out.hidden_states)
     keep = batch["labels"][:, prefix_len:] != -100
     logits = model.lm_head(out.last_hidden_state[keep])
-    if attn_targets is None:
-        return logits, None
-    return logits, _attention_loss(model, out.hidden_states[attn_layer], positions, cache.layers[attn_layer].keys,
-                                   batch["labels"], prefix_len, int(is_image.min()), attn_targets, attn_layer)
+    return logits, [_attention_loss(model, out.hidden_states[layer], positions, cache.layers[layer].keys,
+                                    batch["labels"], prefix_len, targets, layer) for layer, targets in attn_targets]
 
 
 def _attention_loss(model: Any, hidden: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-                    labels: torch.Tensor, prefix_len: int, image_start: int, targets: list[list[int]],
+                    labels: torch.Tensor, prefix_len: int, targets: list[list[tuple[int, list[int]]]],
                     layer_idx: int) -> torch.Tensor | None:
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    rows = [i for i, t in enumerate(targets) if t]
-    if not rows:
+    pairs = [(i, query, where) for i, row in enumerate(targets) for query, where in row if where]
+    if not pairs:
         return None
     lm = model.model.language_model
     layer = lm.layers[layer_idx]
@@ -316,11 +429,12 @@ def _attention_loss(model: Any, hidden: torch.Tensor, positions: torch.Tensor, k
     groups = q.shape[1] // keys.shape[1]
     k = keys.repeat_interleave(groups, 1)  # (B, H, L, d)
     loss = []
-    for i in rows:
-        query_pos = int((labels[i] != -100).nonzero().min())  # the position whose logits give the answer
+    for i, query_pos, where in pairs:
+        if query_pos < 0:
+            query_pos = int((labels[i] != -100).nonzero().min())  # the position whose logits give the answer
         scores = torch.einsum("hd,hld->hl", q[i, :, query_pos - prefix_len], k[i, :, : query_pos + 1]) * attn.scaling
         probs = scores.softmax(-1)  # (H, query_pos + 1): causal, every key up to here is a real token
-        mass = probs[:, [image_start + p for p in targets[i]]].sum(-1)
+        mass = probs[:, where].sum(-1)
         loss.append(-torch.log(mass.max() + 1e-6))
     return torch.stack(loss).mean()
 
@@ -459,6 +573,29 @@ def cached_features(model: Any, processor: Any, cache: SceneCache) -> torch.Tens
                           for s in range(0, len(cache.scenes), 32)])
 
 
+def init_projector_whitened(model: Any, feats: torch.Tensor, n_patches: int = 50000, seed: int = 0) -> None:
+    """Start the projector's first layer at the features' PCA whitening, as ``[W; -W]`` so GELU keeps both signs.
+
+    The frozen tower's features share a large mean (uncentred, one direction holds most of their energy), so a
+    random projector hands the language model tokens that differ from each other by a small part of their norm,
+    and attention then needs many steps to tell the object patches apart. A training choice, as ``--pca-init``.
+    """
+    proj = model.model.multi_modal_projector.linear_1
+    flat = feats.reshape(-1, feats.shape[-1])
+    gen = torch.Generator().manual_seed(seed)
+    sample = flat[torch.randperm(len(flat), generator=gen)[:n_patches]].double()
+    mean = sample.mean(0)
+    _, s, vh = torch.linalg.svd(sample - mean, full_matrices=False)
+    std = (s / math.sqrt(len(sample))).clamp_min(1e-3 * float(s[0]) / math.sqrt(len(sample)))
+    white = vh / std[:, None]  # (D, D): unit variance per principal component
+    rows = torch.cat([white, -white])[: proj.out_features]
+    with torch.no_grad():
+        proj.weight.zero_()
+        proj.bias.zero_()
+        proj.weight[: len(rows)] = rows.float()
+        proj.bias[: len(rows)] = -(rows @ mean).float()
+
+
 def evaluate(model: Any, processor: Any, cache: SceneCache, examples: list[Example],
              batch_size: int = 32, features: torch.Tensor | None = None) -> dict[str, float]:
     """Greedy-decoding accuracy, computed teacher-forced (every answer token and EOS must be the argmax)."""
@@ -519,6 +656,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attn-weight", type=float, default=0.5,
                    help="weight of the attention loss: layer --attn-layer looks at the objects asked about")
     p.add_argument("--attn-layer", type=int, default=1)
+    p.add_argument("--route-weight", type=float, default=0.0,
+                   help="weight of the routing loss: layer --route-layer, from the answer position, looks at the "
+                   "question's colour and shape words (GQA-style questions)")
+    p.add_argument("--route-layer", type=int, default=0)
+    p.add_argument("--word-weight", type=float, default=0.0,
+                   help="weight of the word loss: at layer --word-layer, each colour or shape word of the question "
+                   "looks at the patches of the objects it names")
+    p.add_argument("--word-layer", type=int, default=0)
+    p.add_argument("--readout-weight", type=float, default=0.0,
+                   help="weight of the readout loss: colour, shape and column of the object a question word names, "
+                   "linearly read off that word's hidden state after --word-layer (a head thrown away)")
     p.add_argument("--ocr-prob", type=float, default=0.2)
     p.add_argument("--vision-width", type=int, default=64)
     p.add_argument("--vision-layers", type=int, default=3, help="layers up to the feature layer")
@@ -536,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vision-lr", type=float, default=2e-3)
     p.add_argument("--sincos-init", action="store_true",
                    help="start the vision position embeddings at 2-D sin-cos values instead of random ones")
+    p.add_argument("--whiten-projector", action="store_true",
+                   help="with frozen vision features: start the projector's first layer at their PCA whitening")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--threads", type=int, default=1,
                    help="1 beats 2 when another process shares the 2 cores (OpenMP threads then spin)")
@@ -582,14 +732,23 @@ def main(argv: list[str] | None = None) -> int:
         model.model.vision_tower.requires_grad_(False)
         train_feats, val_feats = cached_features(model, processor, cache), cached_features(model, processor, val_cache)
         print(f"stage 1 done at {(time.time() - start) / 60:.1f} min; features cached", file=sys.stderr, flush=True)
+        if args.whiten_projector:
+            init_projector_whitened(model, train_feats, seed=args.seed)
         params = [p for p in model.parameters() if p.requires_grad]
     else:
         params = [*model.parameters(), *head.parameters()]
+    from adaptive_svdprune.shapes.world import COLOURS, GRID, SHAPES
+
+    readout = nn.Linear(model.config.text_config.hidden_size, len(COLOURS) + len(SHAPES) + GRID + READOUT_COUNT)
+    if args.readout_weight > 0:
+        params = [*params, *readout.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, args.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
     rng = np.random.default_rng([args.seed, 1])
+    content = content_tokens(processor.tokenizer)
+    image_start = prompts.prompt(format_question("x")).index(model.config.image_token_id)
     n_all, n_easy = len(cache.scenes), args.easy_scenes
     easy_pool = np.concatenate([np.arange(n_easy), cache.n_shapes + np.arange(min(args.sign_scenes, n_easy // 3))])
     curve: list[dict[str, Any]] = []
@@ -608,17 +767,37 @@ def main(argv: list[str] | None = None) -> int:
             feats = train_feats[index]
         else:
             feats = vision_features(model, pixel_values(cache.images[index], processor))
-        targets = [e[3] for e in examples] if args.attn_weight > 0 else None
-        logits, attn_loss = forward_shared_prefix(model, batch, feats, args.questions_per_image, targets,
-                                                  args.attn_layer)
+        specs: list[AttentionTarget] = []
+        weights: list[float] = []
+        if args.attn_weight > 0:
+            specs.append((args.attn_layer, [[(-1, [image_start + p for p in e[3]])] for e in examples]))
+            weights.append(args.attn_weight)
+        if args.route_weight > 0:
+            # one target per object mention: a relation's two objects go to two heads, in question order
+            specs.append((args.route_layer, [[(-1, g) for g in mention_groups(e[0], content)] if e[2] != "sign" else []
+                                             for e in examples]))
+            weights.append(args.route_weight)
+        if args.word_weight > 0:
+            scenes = [cache.scenes[int(i)] for i in idx for _ in range(args.questions_per_image)]
+            specs.append((args.word_layer, [word_targets(e[0], content, s, image_start) if e[2] != "sign" else []
+                                            for e, s in zip(examples, scenes, strict=True)]))
+            weights.append(args.word_weight)
+        hidden: list[torch.Tensor] | None = [] if args.readout_weight > 0 else None
+        logits, attn_losses = forward_shared_prefix(model, batch, feats, args.questions_per_image, specs, hidden)
+        if hidden:
+            attn_losses.append(readout_loss(readout, hidden[args.word_layer + 1], batch, examples, cache, idx,
+                                            args.questions_per_image, content))
+            weights.append(args.readout_weight)
         answer_loss = F.cross_entropy(logits, batch["labels"][batch["labels"] != -100])
         if train_feats is None:
             aux = patch_loss(head, feats, cache.labels[index], args.bg_weight)
             loss = answer_loss + args.aux_weight * aux
         else:  # stage 2: the vision tower is frozen
             aux, loss = torch.zeros(()), answer_loss
-        if attn_loss is not None:
-            loss = loss + args.attn_weight * attn_loss
+        for weight, extra in zip(weights, attn_losses, strict=True):
+            if extra is not None:
+                loss = loss + weight * extra
+        attn_text = " ".join(f"{x.item():.3f}" if x is not None else "-" for x in attn_losses)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -628,8 +807,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % 20 == 0:
             rate = steps_done * (args.batch_size // args.questions_per_image) * args.questions_per_image / (
                 time.time() - t_loop)
-            attn_text = f" attn {attn_loss.item():.3f}" if attn_loss is not None else ""
-            print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f}{attn_text} {rate:.1f} samples/s",
+            print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f} attn {attn_text} {rate:.1f} "
+                  "samples/s",
                   file=sys.stderr, flush=True)
         if steps_done % args.eval_every == 0 or steps_done == args.steps:
             row = {"step": steps_done, "samples": steps_done * args.batch_size,

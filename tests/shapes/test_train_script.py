@@ -61,9 +61,9 @@ def test_shared_prefix_forward_matches_the_full_forward(tmp_path: Path) -> None:
         feats = script.vision_features(model, pixels)
         reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           pixel_values=pixels.repeat_interleave(2, 0)).logits[batch["labels"] != -100]
-        shared, attn_loss = script.forward_shared_prefix(model, batch, feats, 2)
+        shared, attn_losses = script.forward_shared_prefix(model, batch, feats, 2)
     torch.testing.assert_close(shared, reference, atol=1e-4, rtol=1e-4)
-    assert attn_loss is None
+    assert attn_losses == []
 
 
 def test_attention_loss_matches_eager_attention(tmp_path: Path) -> None:
@@ -83,7 +83,10 @@ def test_attention_loss_matches_eager_attention(tmp_path: Path) -> None:
     pixels = script.pixel_values(cache.images[:3], processor)
     targets = [list(range(100, 130))] * len(examples)
     with torch.no_grad():
-        _, loss = script.forward_shared_prefix(model, batch, script.vision_features(model, pixels), 2, targets, 1)
+        image_start = int((batch["input_ids"][0] == model.config.image_token_id).nonzero().min())
+        absolute = [[(-1, [image_start + p for p in t])] for t in targets]
+        _, (loss,) = script.forward_shared_prefix(model, batch, script.vision_features(model, pixels), 2,
+                                                  [(1, absolute)])
         model.set_attn_implementation("eager")
         attentions = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            pixel_values=pixels.repeat_interleave(2, 0), output_attentions=True).attentions[1]
@@ -152,3 +155,37 @@ def test_merge_logs_keeps_every_stage_in_order(tmp_path: Path) -> None:
     assert script.main(["--merge-logs", str(tmp_path / "c")]) == 0  # merging again keeps the stages
     assert [s["command"] for s in json.loads((tmp_path / "c" / "training_log.json").read_text())["stages"]] == [
         "a", "b", "c"]
+
+
+def test_question_word_targets_name_the_objects(tmp_path: Path) -> None:
+    """Stage 2's attention and readout targets: each colour/shape word points at the objects it names."""
+    import argparse
+
+    from adaptive_svdprune.data.prompts import format_question
+    from adaptive_svdprune.shapes.world import COLOURS, SHAPES, Scene, SceneObject
+
+    script = _script()
+    args = argparse.Namespace(vision_width=32, vision_layers=1, text_width=32, text_layers=3, seed=0)
+    _, processor = script.build_model(tmp_path, args)
+    content = script.content_tokens(processor.tokenizer)
+    assert len(content) == len(COLOURS) + 2 * len(SHAPES)  # every colour, shape and plural is one token
+    red = SceneObject("circle", "red", "small", (14, 14, 38, 38), patches=(25, 26, 49, 50))
+    blue = SceneObject("square", "blue", "small", (196, 14, 220, 38), patches=(39, 40, 63, 64))
+    blue2 = SceneObject("circle", "blue", "small", (196, 196, 220, 220), patches=(338, 339, 362, 363))
+    scene = Scene(0, 0, objects=(red, blue, blue2))
+    prompt = script.Prompts(processor).prompt(
+        format_question("Is the red circle to the left or to the right of the blue square?"))
+    groups = script.mention_groups(prompt, content)
+    words = [[processor.tokenizer.decode([prompt[p]]).strip() for p in g] for g in groups]
+    assert words == [["red", "circle"], ["blue", "square"]]  # two mentions, in question order
+    start = 5
+    targets = dict(script.word_targets(prompt, content, scene, start))
+    red_pos, circle_pos = groups[0]
+    assert targets[red_pos] == [start + p for p in red.patches]
+    assert targets[circle_pos] == sorted(start + p for p in (*red.patches, *blue2.patches))
+    readout = {pos: rest for pos, *rest in script.readout_targets(prompt, content, scene)}
+    assert readout[red_pos] == [list(COLOURS).index("red"), SHAPES.index("circle"), 1, 1]  # one object: all known
+    assert readout[circle_pos] == [-1, -1, -1, 2]  # two circles: only the count
+    plural = script.Prompts(processor).prompt(format_question("How many circles are there?"))
+    assert script.word_targets(plural, content, scene, start) == []  # a count's mass, not its patches, matters
+    assert [r[-1] for r in script.readout_targets(plural, content, scene)] == [2]
