@@ -268,6 +268,22 @@ def word_targets(prompt: list[int], content: dict[int, Word], scene: Any, image_
     return out
 
 
+def mention_targets(prompt: list[int], content: dict[int, Word], scene: Any, image_start: int) -> list[list[int]]:
+    """Per object mention of the question, the patches (absolute) of the objects matching all its words.
+
+    A relation names two objects ("red circle", "blue square"); one word alone may name several objects, the
+    mention names one. Counted mentions (plurals) get no target, as in :func:`word_targets`.
+    """
+    out = []
+    for group in mention_groups(prompt, content):
+        words = [content[prompt[p]] for p in group]
+        if any(w[2] for w in words):
+            continue
+        named = [o for o in scene.shapes if all(getattr(o, kind) == value for kind, value, _ in words)]
+        out.append([image_start + p for o in named for p in o.patches])
+    return out
+
+
 #: Classes of the readout head: colour, shape, column of the one object a word names, and how many it names.
 READOUT_COUNT = 7
 
@@ -664,6 +680,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of the word loss: at layer --word-layer, each colour or shape word of the question "
                    "looks at the patches of the objects it names")
     p.add_argument("--word-layer", type=int, default=0)
+    p.add_argument("--mention-weight", type=float, default=0.0,
+                   help="weight of the mention loss: at layer --mention-layer the answer position looks, with one "
+                   "head per object the question mentions, at that object's patches")
+    p.add_argument("--mention-layer", type=int, default=2)
     p.add_argument("--readout-weight", type=float, default=0.0,
                    help="weight of the readout loss: colour, shape and column of the object a question word names, "
                    "linearly read off that word's hidden state after --word-layer (a head thrown away)")
@@ -777,8 +797,13 @@ def main(argv: list[str] | None = None) -> int:
             specs.append((args.route_layer, [[(-1, g) for g in mention_groups(e[0], content)] if e[2] != "sign" else []
                                              for e in examples]))
             weights.append(args.route_weight)
+        scenes = [cache.scenes[int(i)] for i in idx for _ in range(args.questions_per_image)]
+        if args.mention_weight > 0:
+            specs.append((args.mention_layer, [
+                [(-1, t) for t in mention_targets(e[0], content, s, image_start)] if e[2] != "sign" else []
+                for e, s in zip(examples, scenes, strict=True)]))
+            weights.append(args.mention_weight)
         if args.word_weight > 0:
-            scenes = [cache.scenes[int(i)] for i in idx for _ in range(args.questions_per_image)]
             specs.append((args.word_layer, [word_targets(e[0], content, s, image_start) if e[2] != "sign" else []
                                             for e, s in zip(examples, scenes, strict=True)]))
             weights.append(args.word_weight)

@@ -183,9 +183,14 @@ def test_question_word_targets_name_the_objects(tmp_path: Path) -> None:
     red_pos, circle_pos = groups[0]
     assert targets[red_pos] == [start + p for p in red.patches]
     assert targets[circle_pos] == sorted(start + p for p in (*red.patches, *blue2.patches))
+    # each mention names one object (all its words must match): the blue circle is neither "red circle" nor
+    # "blue square"
+    assert script.mention_targets(prompt, content, scene, start) == [[start + p for p in red.patches],
+                                                                      [start + p for p in blue.patches]]
     readout = {pos: rest for pos, *rest in script.readout_targets(prompt, content, scene)}
     assert readout[red_pos] == [list(COLOURS).index("red"), SHAPES.index("circle"), 1, 1]  # one object: all known
     assert readout[circle_pos] == [-1, -1, -1, 2]  # two circles: only the count
     plural = script.Prompts(processor).prompt(format_question("How many circles are there?"))
     assert script.word_targets(plural, content, scene, start) == []  # a count's mass, not its patches, matters
+    assert script.mention_targets(plural, content, scene, start) == []
     assert [r[-1] for r in script.readout_targets(plural, content, scene)] == [2]
