@@ -58,3 +58,17 @@ def test_compare_on_the_tiny_model(shapes_gqa: Path, tmp_path: Path, capsys: pyt
                  "--budgets", "16,64,576", "--out", str(out), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["rows"] == result["rows"]
+
+
+def test_svd_center_is_centred_svd_prune(shapes_gqa: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``svd_center`` evaluates SVD-Prune with ``center=True`` (its run says so) and differs from ``svd``."""
+    out = tmp_path / "cmp"
+    code = main(["compare", "--model", "tiny", "--data", str(shapes_gqa), "--methods", "svd,svd_center",
+                 "--budgets", "16", "--out", str(out), "--json"])
+    assert code == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert set(rows) == {"svd", "svd_center"} and rows["svd_center"]["kept_tokens"] == 16
+    run = json.loads((out / "runs" / "svd_center-16" / "run.json").read_text())
+    plain = json.loads((out / "runs" / "svd-16" / "run.json").read_text())
+    assert "center" in json.dumps(run) and run != plain
+    assert '"center": true' in json.dumps(run)

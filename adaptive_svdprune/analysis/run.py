@@ -55,9 +55,21 @@ PAPER_FASTV_LAYER = 2
 RELATIVE_GRID = 24
 
 
+#: SVD-Prune on mean-centred features (``SVDPruneConfig(center=True)``), compared as a method of its own.
+SVD_CENTER = "svd_center"
+
+
 def analysis_methods() -> list[str]:
-    """Method names ``analyze`` accepts: every registered selector but ``none`` (which keeps all tokens)."""
-    return [m for m in available_selectors() if m != "none"]
+    """Method names ``analyze`` accepts: every registered selector but ``none`` (which keeps all tokens), and
+    ``svd_center`` (SVD-Prune on mean-centred features) after ``svd``.
+
+    Example:
+        >>> [m for m in analysis_methods() if m.startswith("svd")]
+        ['svd', 'svd_center']
+    """
+    names = [m for m in available_selectors() if m != "none"]
+    at = names.index("svd") + 1 if "svd" in names else len(names)
+    return [*names[:at], SVD_CENTER, *names[at:]]
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
@@ -66,10 +78,10 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     Example:
         >>> check_methods(["svd", "svd", "fastv"])
         ('svd', 'fastv')
-        >>> check_methods(["svd", "magic"])
+        >>> check_methods(["svd", "magic"])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown method 'magic'; known: ['cls_attention', 'fastv', 'l2norm', 'random', 'svd', 'uniform']
+        ValueError: unknown method 'magic'; known: ['cls_attention', 'fastv', 'l2norm', 'random', 'svd', ...]
     """
     known = analysis_methods()
     if isinstance(methods, str) or not methods:
@@ -106,8 +118,8 @@ def default_fastv_layer(num_layers: int) -> int:
 def method_config(method: str, budget: int, *, variance_threshold: float = 0.9, fastv_layer: int = 2,
                   seed: int = 0) -> SelectorConfig:
     """The selector config of one method at a fixed budget."""
-    if method == "svd":
-        return SVDPruneConfig(variance_threshold=variance_threshold, budget=budget)
+    if method in ("svd", SVD_CENTER):
+        return SVDPruneConfig(variance_threshold=variance_threshold, budget=budget, center=method == SVD_CENTER)
     return BaselineConfig(method, budget=budget, seed=seed, fastv_layer=fastv_layer)  # type: ignore[arg-type]
 
 

@@ -110,7 +110,7 @@ def compare_methods(
         each row holds :data:`COMPARE_COLUMNS` (``object_recall`` is ``None`` without an objects file).
     """
     from adaptive_svdprune.analysis import PatchGrid, check_methods
-    from adaptive_svdprune.analysis.run import default_fastv_layer
+    from adaptive_svdprune.analysis.run import SVD_CENTER, default_fastv_layer
     from adaptive_svdprune.evaluation import EvalConfig, run_evaluation
     from adaptive_svdprune.models.families import load_model
 
@@ -127,7 +127,9 @@ def compare_methods(
 
     def evaluate(method: str, budget: int | None) -> dict[str, Any]:
         name = "none" if method == "none" else f"{method}-{budget}"
-        svd: dict[str, Any] = {"variance_threshold": variance_threshold} if method == "svd" else {}
+        svd: dict[str, Any] = {"variance_threshold": variance_threshold} if method in ("svd", SVD_CENTER) else {}
+        if method == SVD_CENTER:  # SVD-Prune on mean-centred features, compared as a method of its own
+            method, svd["center"] = "svd", True
         cfg = EvalConfig(model=model_name, task=task, data=str(data), method=method, budget=budget, **svd,
                          fastv_layer=fastv_layer, limit=limit, ocr=ocr,
                          max_new_tokens=max_new_tokens, batch_size=batch_size, fidelity=False,

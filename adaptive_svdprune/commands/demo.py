@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, default=None,
                         help="use this folder holding <task>/ in the official layout instead of generating splits")
     parser.add_argument("--limit", type=int, default=None, help="questions per trial (default: all)")
-    parser.add_argument("--compare-methods", default="svd,random,uniform,l2norm,cls_attention,fastv",
+    parser.add_argument("--compare-methods", default="svd,svd_center,random,uniform,l2norm,cls_attention,fastv",
                         help="methods of the comparison (default: %(default)s)")
     parser.add_argument("--compare-budgets", default="16,32,64,128,576",
                         help="token budgets of the comparison (default: %(default)s)")
