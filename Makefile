@@ -35,11 +35,16 @@ lint: $(STAMP)
 # 1 torch thread, ~30 min on 2 CPU cores: the vision tower alone on per-patch/per-object labels, then projector +
 # language model on its frozen, cached features.
 shapes-model: $(STAMP)
+	# three deterministic stages (model card: adaptive_svdprune/shapes/checkpoint/README.md), ~56 min on 2 CPU cores
 	$(PY) tools/train_shapes_model.py --out runs/shapes-vision --seed 0 --data-seed 1 --pca-init --sincos-init \
 		--vision-steps 600 --eval-every 100 --steps 1
 	$(PY) tools/train_shapes_model.py --init-from runs/shapes-vision --freeze-vision \
-		--out adaptive_svdprune/shapes/checkpoint --seed 1 --data-seed 1 --steps 900 --eval-every 50
-	$(PY) tools/train_shapes_model.py --merge-logs runs/shapes-vision adaptive_svdprune/shapes/checkpoint
+		--out runs/shapes-stage2 --seed 1 --data-seed 1 --steps 1800 --eval-every 100 \
+		--whiten-projector --word-weight 1 --route-weight 1 --route-layer 1 --attn-weight 0 --readout-weight 1
+	$(PY) tools/train_shapes_model.py --init-from runs/shapes-stage2 --freeze-vision \
+		--out adaptive_svdprune/shapes/checkpoint --seed 2 --data-seed 2 --steps 600 --eval-every 100 --lr 1e-3 \
+		--word-weight 1 --route-weight 1 --route-layer 1 --attn-weight 0 --readout-weight 1
+	$(PY) tools/train_shapes_model.py --merge-logs runs/shapes-vision runs/shapes-stage2 adaptive_svdprune/shapes/checkpoint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_select.py
