@@ -15,9 +15,13 @@ How it trains fast on 2 CPU cores (DESIGN.md section 5):
   (``--sincos-init``). Held-out probes of what the tower reads are logged (``vision_curve``);
 - later stages keep the tower frozen (``--freeze-vision``) and its features cached, so a step costs only the
   projector and the language model;
-- an attention loss: from the position that predicts the answer, the best head of decoder layer 1 should
-  look at the patches of the objects the question is about (the generator knows them); the answer loss alone
-  did not start reading the image within 200 steps (10k questions) here;
+- attention and readout losses on each hop of a GQA-style answer (the generator knows which objects each
+  question word names): ``--word-weight`` (layer 0: each colour/shape word looks at its objects),
+  ``--readout-weight`` (colour, shape, column and count of those objects linearly readable off the word),
+  ``--route-weight`` (layer 1: the answer position looks at each object mention, one head per mention). With
+  the answer loss alone, or with ``--attn-weight`` (the answer position looks straight at the objects), GQA
+  stayed near its answer prior: attention landed on every object alike, and where it was forced onto the right
+  one the answer still did not read it;
 - several questions per image, and the prompt up to the image computed once per image (causal attention: it
   never sees the question), so the language model costs per question only its ~40 text tokens;
 - a curriculum: the first steps draw scenes with at most two shapes;
