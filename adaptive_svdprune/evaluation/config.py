@@ -3,8 +3,7 @@
 Precedence, lowest first: the defaults below < a deployment ``profile``'s entry for ``task`` < settings given
 explicitly (a keyword argument, a key of the config file, a command-line flag). A profile only fills the
 SVD-Prune keys that were *not* given (``variance_threshold``, ``budget``, ``min_tokens``, ``max_tokens``,
-``anyres_split``, ``center``) and
-cannot be combined with a baseline ``method``.
+``anyres_split``, ``center``) and cannot be combined with a baseline ``method``.
 
 Example:
     >>> EvalConfig(budget=32).selector_config().budget
