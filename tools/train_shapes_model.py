@@ -251,9 +251,9 @@ def mention_groups(prompt: list[int], content: dict[int, Word]) -> list[list[int
     return groups
 
 
-def _named(scene: Any, word: Word) -> list[Any]:
-    kind, value, _ = word
-    return [o for o in scene.shapes if getattr(o, kind) == value]
+def _named(scene: Any, *words: Word) -> list[Any]:
+    """The shapes of ``scene`` that every one of ``words`` names ("red" and "circle": the red circles)."""
+    return [o for o in scene.shapes if all(getattr(o, kind) == value for kind, value, _ in words)]
 
 
 def word_targets(prompt: list[int], content: dict[int, Word], scene: Any, image_start: int
@@ -283,8 +283,7 @@ def mention_targets(prompt: list[int], content: dict[int, Word], scene: Any, ima
         words = [content[prompt[p]] for p in group]
         if any(w[2] for w in words):
             continue
-        named = [o for o in scene.shapes if all(getattr(o, kind) == value for kind, value, _ in words)]
-        out.append([image_start + p for o in named for p in o.patches])
+        out.append([image_start + p for o in _named(scene, *words) for p in o.patches])
     return out
 
 
@@ -364,16 +363,16 @@ AttentionTarget = tuple[int, list[list[tuple[int, list[int]]]]]
 
 
 def readout_loss(head: nn.Module, hidden: torch.Tensor, batch: dict[str, torch.Tensor], examples: list[Any],
-                 cache: Any, idx: Any, per_image: int, content: dict[int, Word]) -> torch.Tensor | None:
+                 scenes: list[Any], content: dict[int, Word]) -> torch.Tensor | None:
     """Cross-entropy of a linear head reading :func:`readout_targets` off each content word's hidden state."""
     from adaptive_svdprune.shapes.world import COLOURS, GRID, SHAPES
 
     prefix_len = batch["input_ids"].shape[1] - hidden.shape[1]
     rows, cols, targets = [], [], []
-    for r, e in enumerate(examples):
+    for r, (e, scene) in enumerate(zip(examples, scenes, strict=True)):
         if e[2] == "sign":
             continue
-        for pos, *classes in readout_targets(e[0], content, cache.scenes[int(idx[r // per_image])]):
+        for pos, *classes in readout_targets(e[0], content, scene):
             rows.append(r)
             cols.append(pos - prefix_len)
             targets.append(classes)
@@ -677,8 +676,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of the attention loss: layer --attn-layer looks at the objects asked about")
     p.add_argument("--attn-layer", type=int, default=1)
     p.add_argument("--route-weight", type=float, default=0.0,
-                   help="weight of the routing loss: layer --route-layer, from the answer position, looks at the "
-                   "question's colour and shape words (GQA-style questions)")
+                   help="weight of the routing loss: at layer --route-layer the answer position looks, with one head "
+                   "per object mention (\"red circle\"), at the question's colour and shape words")
     p.add_argument("--route-layer", type=int, default=0)
     p.add_argument("--word-weight", type=float, default=0.0,
                    help="weight of the word loss: at layer --word-layer, each colour or shape word of the question "
@@ -689,8 +688,8 @@ def main(argv: list[str] | None = None) -> int:
                    "head per object the question mentions, at that object's patches")
     p.add_argument("--mention-layer", type=int, default=2)
     p.add_argument("--readout-weight", type=float, default=0.0,
-                   help="weight of the readout loss: colour, shape and column of the object a question word names, "
-                   "linearly read off that word's hidden state after --word-layer (a head thrown away)")
+                   help="weight of the readout loss: colour, shape, column and count of the objects a question word "
+                   "names, linearly read off that word's hidden state after --word-layer (a head thrown away)")
     p.add_argument("--ocr-prob", type=float, default=0.2)
     p.add_argument("--vision-width", type=int, default=64)
     p.add_argument("--vision-layers", type=int, default=3, help="layers up to the feature layer")
@@ -814,8 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden: list[torch.Tensor] | None = [] if args.readout_weight > 0 else None
         logits, attn_losses = forward_shared_prefix(model, batch, feats, args.questions_per_image, specs, hidden)
         if hidden:
-            attn_losses.append(readout_loss(readout, hidden[args.word_layer + 1], batch, examples, cache, idx,
-                                            args.questions_per_image, content))
+            attn_losses.append(readout_loss(readout, hidden[args.word_layer + 1], batch, examples, scenes, content))
             weights.append(args.readout_weight)
         answer_loss = F.cross_entropy(logits, batch["labels"][batch["labels"] != -100])
         if train_feats is None:
@@ -826,7 +824,6 @@ def main(argv: list[str] | None = None) -> int:
         for weight, extra in zip(weights, attn_losses, strict=True):
             if extra is not None:
                 loss = loss + weight * extra
-        attn_text = " ".join(f"{x.item():.3f}" if x is not None else "-" for x in attn_losses)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -836,6 +833,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % 20 == 0:
             rate = steps_done * (args.batch_size // args.questions_per_image) * args.questions_per_image / (
                 time.time() - t_loop)
+            attn_text = " ".join(f"{x.item():.3f}" if x is not None else "-" for x in attn_losses)
             print(f"step {step} loss {answer_loss.item():.3f} aux {aux.item():.3f} attn {attn_text} {rate:.1f} "
                   "samples/s",
                   file=sys.stderr, flush=True)
