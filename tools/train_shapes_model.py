@@ -762,7 +762,9 @@ def main(argv: list[str] | None = None) -> int:
         params = [*model.parameters(), *head.parameters()]
     from adaptive_svdprune.shapes.world import COLOURS, GRID, SHAPES
 
-    readout = nn.Linear(model.config.text_config.hidden_size, len(COLOURS) + len(SHAPES) + GRID + READOUT_COUNT)
+    with torch.random.fork_rng():  # seeded here: with --init-from nothing else seeds the global generator
+        torch.manual_seed(args.seed)
+        readout = nn.Linear(model.config.text_config.hidden_size, len(COLOURS) + len(SHAPES) + GRID + READOUT_COUNT)
     if args.readout_weight > 0:
         params = [*params, *readout.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
